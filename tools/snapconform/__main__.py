@@ -1,0 +1,5 @@
+import sys
+
+from snapconform.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of `python -m snapconform`, one module each."""

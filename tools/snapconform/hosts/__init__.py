@@ -1,0 +1,1 @@
+"""Hosts that run snapd, one small backend per kind, chosen by URL scheme."""
