@@ -1,0 +1,127 @@
+"""pytest wiring: host options, the shared host, per-test conformance runs and their artifacts,
+and the Hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci|nightly)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from snapconform.paths import cache_root
+
+DEFAULT_HOST = "nspawn://bookworm"
+RELEASES = ("bookworm", "trixie", "sid")
+
+_common = {
+    "deadline": None,
+    "database": DirectoryBasedExampleDatabase(str(cache_root() / "hypothesis")),
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("dev", max_examples=10, stateful_step_count=12, **_common)
+settings.register_profile(
+    "ci", max_examples=12, stateful_step_count=15, derandomize=True, print_blob=True, **_common
+)
+settings.register_profile("nightly", max_examples=300, stateful_step_count=40, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("snapconform")
+    group.addoption(
+        "--host",
+        default=None,
+        help=f"host URL to drive (default {DEFAULT_HOST}): nspawn://RELEASE, local://, "
+        "ssh://user@host[:port], lxd://NAME",
+    )
+    group.addoption(
+        "--snapd-release",
+        default=None,
+        choices=RELEASES,
+        help="Debian release whose snapd the nspawn host runs (bookworm 2.57, trixie 2.68, sid 2.77)",
+    )
+    group.addoption(
+        "--artifacts",
+        default=os.environ.get("SNAPCONFORM_ARTIFACTS", "artifacts"),
+        help="directory for transcripts, histories, journals and reproducers (default ./artifacts)",
+    )
+
+
+def host_url(config: pytest.Config) -> str:
+    url = config.getoption("--host")
+    release = config.getoption("--snapd-release")
+    if url and release:
+        raise pytest.UsageError("give --host or --snapd-release, not both")
+    if release:
+        return f"nspawn://{release}"
+    return url or os.environ.get("SNAPCONFORM_HOST") or DEFAULT_HOST
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(pytestconfig: pytest.Config) -> Path:
+    path = Path(pytestconfig.getoption("--artifacts")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def host_session(pytestconfig: pytest.Config, artifacts_dir: Path) -> Iterator[object]:
+    from snapconform.conformance.session import HostSession
+    from snapconform.hosts.base import HostUnavailable
+
+    url = host_url(pytestconfig)
+    try:
+        session = HostSession(url, artifacts=artifacts_dir)
+        session.start()
+    except HostUnavailable as exc:
+        pytest.skip(f"no host to drive: {exc}")
+    try:
+        (artifacts_dir / "host.json").write_text(json.dumps(session.describe(), indent=2) + "\n")
+        yield session
+    finally:
+        session.stop()
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[object]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def test_artifacts(request: pytest.FixtureRequest, artifacts_dir: Path) -> Path:
+    path = artifacts_dir / "tests" / _safe_name(request.node.nodeid)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def conformance(request: pytest.FixtureRequest, host_session: object, test_artifacts: Path):
+    """A fresh conformance run; its history, transcript and (on failure) journal are saved."""
+    from snapconform.conformance.artifacts import RunArtifacts
+    from snapconform.conformance.session import ConformanceRun
+
+    recorder = RunArtifacts(host_session, test_artifacts)
+    run = ConformanceRun(host_session)
+    recorder.begin()
+    yield run
+    report = getattr(request.node, "report_call", None)
+    recorder.finish(run, failed=report is None or report.failed)
+
+
+@pytest.fixture
+def names() -> object:
+    from snapconform.conformance.session import NameAllocator
+
+    return NameAllocator()

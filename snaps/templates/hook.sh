@@ -1,0 +1,53 @@
+#!/bin/sh
+# snapconform fixture hook: the same script serves every hook of every fixture snap.
+#
+# It does two things, in this order:
+#   1. appends ONE line to the hook log, so a test can tell which hooks ran, in which
+#      revision, and what the hook was told;
+#   2. succeeds, or (when the fixture says so) prints its failure message on stderr and
+#      exits 1, which is how snapd learns that a hook failed.
+#
+# The hook log: /var/tmp/snapconform/hooks.log, on the HOST.
+#   - It lies outside the snap's data dirs ($SNAP_DATA, $SNAP_COMMON, $SNAP_USER_DATA),
+#     which snapd copies on refresh, throws away on rollback and deletes on remove: the
+#     record of what ran must survive all three.
+#   - Hooks run as root under snap-confine, inside the snap's mount namespace. There
+#     snap-confine bind-mounts the host's /var/tmp (whereas /tmp is private to each snap),
+#     so every snap appends to the one host file.
+#   - ASSUMPTION, to verify on real snapd: no AppArmor (the nspawn hosts have none), so
+#     only seccomp and the mount namespace apply and root may write there. Under AppArmor
+#     the strict template may deny the write; the hook then fails loudly (below) rather
+#     than lose a record.
+#   - SNAPCONFORM_HOOK_LOG overrides the path. Only offline tests set it: snapd's own
+#     environment never carries it, so on a real host the default always applies.
+#
+# Log line: five tab-separated fields, newline-terminated:
+#   SNAP_INSTANCE_NAME  HOOK  SNAP_REVISION  SNAP_DATA  SNAP_VERSION
+# SNAP_DATA and SNAP_VERSION are the hook's own view: a pre-refresh hook runs in the old
+# revision and is not told the new one, and the log shows exactly that.
+#
+# POSIX sh and busybox applets only: fixture snaps have no base and run on a stand-in
+# `core` that holds nothing but a static busybox.
+#
+# The two settings below are filled in, shell-quoted, when a fixture is built; the
+# failure message itself is never put in this script (see the end).
+
+hook=@HOOK_NAME@
+fails=@HOOK_FAILS@
+
+log=${SNAPCONFORM_HOOK_LOG:-/var/tmp/snapconform/hooks.log}
+if ! mkdir -p "${log%/*}" ||
+    ! printf '%s\t%s\t%s\t%s\t%s\n' \
+        "$SNAP_INSTANCE_NAME" "$hook" "$SNAP_REVISION" "$SNAP_DATA" "$SNAP_VERSION" >>"$log"
+then
+    echo "snapconform hook $hook: cannot append to $log" >&2
+    exit 1
+fi
+
+if [ "$fails" = yes ]; then
+    # The message is a data file in the snap, printed byte for byte by cat: quotes, $(...),
+    # backticks and newlines in it are never seen by a shell.
+    cat "$SNAP/snapconform/hooks/$hook.stderr" >&2
+    exit 1
+fi
+exit 0

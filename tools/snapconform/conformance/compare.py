@@ -1,0 +1,130 @@
+"""Compare the model's prediction for a step with what real snapd did.
+
+A mismatch names the field, the expected value and the observed value, so a divergence reads
+like `sc-a1.sequence: expected ('x1', 'x2'), observed ('x2',)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from snapconform.harness.observe import InstanceObservation, Observation
+from snapconform.harness.operations import SnapCommandResult, normalise_whitespace
+from snapconform.model import snapd as model
+from snapconform.model.epoch import Epoch, EpochError
+
+# Entries snapd keeps beside the revision directories of an installed instance.
+INSTANCE_DIR_EXTRAS = frozenset({"common", "current"})
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    field: str
+    expected: Any
+    observed: Any
+
+    def __str__(self) -> str:
+        return f"{self.field}: expected {self.expected!r}, observed {self.observed!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "expected": _jsonable(self.expected),
+                "observed": _jsonable(self.observed)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def observed_epoch(epoch_yaml: str | None) -> str:
+    """An observed revision's epoch as snapd renders it (the model's parser reads the YAML)."""
+    try:
+        return str(Epoch.parse_yaml(epoch_yaml if epoch_yaml is not None else "0"))
+    except EpochError as exc:
+        return f"<invalid: {exc}>"
+
+
+def compare_result(outcome: model.Outcome, result: SnapCommandResult) -> list[Mismatch]:
+    mismatches: list[Mismatch] = []
+    expected_ok = outcome.error is None
+    if expected_ok != result.ok:
+        mismatches.append(
+            Mismatch(
+                "outcome",
+                "success" if expected_ok else f"failure: {outcome.error.message}",  # type: ignore[union-attr]
+                "success" if result.ok else f"failure: {result.error}",
+            )
+        )
+    elif outcome.error is not None:
+        expected = normalise_whitespace(outcome.error.message)
+        if expected != result.error:
+            mismatches.append(Mismatch("error", expected, result.error))
+    return mismatches
+
+
+def compare_instance(
+    expected: model.InstanceState | None, observed: InstanceObservation | None, name: str
+) -> list[Mismatch]:
+    mismatches: list[Mismatch] = []
+    observed_installed = observed is not None and observed.installed
+    if expected is None or not observed_installed:
+        if (expected is not None) != observed_installed:
+            mismatches.append(Mismatch(f"{name}.installed", expected is not None, observed_installed))
+        if expected is None and observed is not None and observed.data_dirs:
+            mismatches.append(Mismatch(f"{name}.data_dirs", frozenset(), observed.data_dirs))
+        return mismatches
+    assert observed is not None
+
+    sequence = tuple(rev.revision for rev in expected.sequence)
+    if sequence != observed.sequence:
+        mismatches.append(Mismatch(f"{name}.sequence", sequence, observed.sequence))
+    if expected.current != observed.current:
+        mismatches.append(Mismatch(f"{name}.current", expected.current, observed.current))
+    for rev in expected.sequence:
+        seen = observed.revision(rev.revision)
+        if seen is None:
+            continue  # already reported through the sequence
+        where = f"{name}[{rev.revision}]"
+        status = "active" if rev.revision == expected.current else "installed"
+        if status != seen.status:
+            mismatches.append(Mismatch(f"{where}.status", status, seen.status))
+        if rev.version != seen.version:
+            mismatches.append(Mismatch(f"{where}.version", rev.version, seen.version))
+        if str(rev.epoch) != observed_epoch(seen.epoch_yaml):
+            mismatches.append(
+                Mismatch(f"{where}.epoch", str(rev.epoch), observed_epoch(seen.epoch_yaml))
+            )
+        data = expected.data_of(rev.revision)
+        if data != seen.data:
+            mismatches.append(Mismatch(f"{where}.data", data, seen.data))
+    if expected.common != observed.common:
+        mismatches.append(Mismatch(f"{name}.common", expected.common, observed.common))
+    dirs = frozenset(sequence) | INSTANCE_DIR_EXTRAS
+    if dirs != observed.data_dirs:
+        mismatches.append(Mismatch(f"{name}.data_dirs", dirs, observed.data_dirs))
+    return mismatches
+
+
+def compare_hooks(outcome: model.Outcome, observation: Observation) -> list[Mismatch]:
+    expected = tuple((run.instance, run.hook, run.revision) for run in outcome.hooks_run)
+    observed = tuple((line.instance, line.hook, line.revision) for line in observation.hooks)
+    return [] if expected == observed else [Mismatch("hooks", expected, observed)]
+
+
+def compare_step(
+    outcome: model.Outcome,
+    result: SnapCommandResult,
+    observation: Observation,
+    instances: list[str],
+) -> list[Mismatch]:
+    mismatches = compare_result(outcome, result)
+    for name in instances:
+        mismatches += compare_instance(
+            outcome.state.instance(name), observation.instances.get(name), name
+        )
+    mismatches += compare_hooks(outcome, observation)
+    return mismatches

@@ -1,0 +1,230 @@
+"""Operations as data: each one knows how the model predicts it and how the harness performs it.
+
+An operation round-trips through JSON so a history can be saved, replayed and turned into a
+shell script or a spread task.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from snapconform.harness.fixtures import FixtureSpec, HookBehaviour
+from snapconform.harness.operations import SnapClient, SnapCommandResult
+from snapconform.model import snapd as model
+
+# Where fixture files are put on the host; the model needs the path because snapd's messages
+# about a file name it.
+FileLocator = Callable[[model.SnapFile], str]
+
+
+def fixture_spec(snap: model.SnapFile) -> FixtureSpec:
+    """The harness's build description of the file the model reasons about."""
+    return FixtureSpec(
+        name=snap.name,
+        version=snap.version,
+        epoch_yaml=snap.epoch_yaml,
+        hooks=tuple(HookBehaviour(hook.name, hook.fails_with) for hook in snap.hooks),
+    )
+
+
+def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
+    return model.SnapFile(
+        name=data["name"],
+        version=data["version"],
+        epoch_yaml=data.get("epoch_yaml"),
+        hooks=tuple(
+            model.HookPlan(hook["name"], hook.get("fails_with")) for hook in data.get("hooks", [])
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One step; subclasses set `kind` and implement the three views."""
+
+    kind: ClassVar[str] = ""
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        raise NotImplementedError
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        raise NotImplementedError
+
+    def shell(self, locate: FileLocator) -> str:
+        """The command a person would type to do the same on any host."""
+        raise NotImplementedError
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        """Instances this step may touch (observed after it)."""
+        return ()
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.kind, **asdict(self)}
+
+    def __str__(self) -> str:
+        return self.shell(lambda snap: f"<{snap.name} {snap.version}>.snap")
+
+
+@dataclass(frozen=True)
+class InstallFile(Operation):
+    kind: ClassVar[str] = "install"
+    snap: model.SnapFile
+    name: str | None = None
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.install(state, self.snap, name=self.name, file_path=locate(self.snap))
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.install_file(locate(self.snap), name=self.name)
+
+    def shell(self, locate: FileLocator) -> str:
+        argv = ["snap", "install", "--dangerous", locate(self.snap)]
+        if self.name is not None:
+            argv += ["--name", self.name]
+        return shlex.join(argv)
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.name or self.snap.name,)
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return (self.snap,)
+
+
+@dataclass(frozen=True)
+class Refresh(Operation):
+    """`snap refresh [--revision=R] NAME` (without a revision: asks the store)."""
+
+    kind: ClassVar[str] = "refresh"
+    instance: str
+    revision: str | None = None
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        if self.revision is None:
+            return model.refresh(state, self.instance)
+        return model.refresh_revision(state, self.instance, self.revision)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.refresh(self.instance, self.revision)
+
+    def shell(self, locate: FileLocator) -> str:
+        revision = [f"--revision={self.revision}"] if self.revision else []
+        return shlex.join(["snap", "refresh", *revision, self.instance])
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.instance,)
+
+
+@dataclass(frozen=True)
+class Revert(Operation):
+    kind: ClassVar[str] = "revert"
+    instance: str
+    revision: str | None = None
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.revert(state, self.instance, self.revision)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.revert(self.instance, self.revision)
+
+    def shell(self, locate: FileLocator) -> str:
+        revision = [f"--revision={self.revision}"] if self.revision else []
+        return shlex.join(["snap", "revert", self.instance, *revision])
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.instance,)
+
+
+@dataclass(frozen=True)
+class Remove(Operation):
+    kind: ClassVar[str] = "remove"
+    instance: str
+    revision: str | None = None
+    purge: bool = False
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.remove(state, self.instance, self.revision, purge=self.purge)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.remove(self.instance, self.revision, purge=self.purge)
+
+    def shell(self, locate: FileLocator) -> str:
+        argv = ["snap", "remove", self.instance]
+        if self.revision:
+            argv.append(f"--revision={self.revision}")
+        if self.purge:
+            argv.append("--purge")
+        return shlex.join(argv)
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.instance,)
+
+
+@dataclass(frozen=True)
+class SetSystem(Operation):
+    """`snap set system KEY=VALUE` (refresh.retain, experimental.parallel-instances)."""
+
+    kind: ClassVar[str] = "set"
+    key: str
+    value: str
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.set_config(state, self.key, self.value)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.set_system(self.key, self.value)
+
+    def shell(self, locate: FileLocator) -> str:
+        return shlex.join(["snap", "set", "system", f"{self.key}={self.value}"])
+
+
+@dataclass(frozen=True)
+class RunApp(Operation):
+    """Run the fixture app, which writes MARKER into SNAP_DATA and SNAP_COMMON."""
+
+    kind: ClassVar[str] = "run-app"
+    instance: str
+    marker: str = field(default="m1")
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.run_app(state, self.instance, self.marker)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.run_app(self.instance, self.marker)
+
+    def shell(self, locate: FileLocator) -> str:
+        return shlex.join([f"{self.instance}.mark", self.marker])
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.instance,)
+
+
+OPERATION_TYPES: dict[str, type[Operation]] = {
+    cls.kind: cls for cls in (InstallFile, Refresh, Revert, Remove, SetSystem, RunApp)
+}
+
+
+def operation_from_json(data: dict[str, Any]) -> Operation:
+    """Inverse of Operation.to_json; a clear ValueError for anything else."""
+    data = dict(data)
+    kind = data.pop("op", None)
+    if kind not in OPERATION_TYPES:
+        raise ValueError(f"unknown operation {kind!r}; known: {', '.join(OPERATION_TYPES)}")
+    if kind == "install":
+        data["snap"] = snap_file_from_json(data["snap"])
+    try:
+        return OPERATION_TYPES[kind](**data)
+    except TypeError as exc:
+        raise ValueError(f"operation {kind!r}: {exc}") from None
+

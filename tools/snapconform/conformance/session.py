@@ -1,0 +1,280 @@
+"""A conformance run on one host: each step is predicted by the model, performed on real snapd,
+observed through the REST API and compared; every step is recorded for the history.
+
+`HostSession` owns the host and its framed shell (start, reset on demand, stop);
+`ConformanceRun` is one independent sequence of steps (one test, one Hypothesis example) on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snapconform.conformance.compare import Mismatch, compare_step
+from snapconform.conformance.operations import Operation, fixture_spec
+from snapconform.harness.fixtures import build_snap
+from snapconform.harness.observe import Observation, ObservationError, Observer
+from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
+from snapconform.harness.shell import Shell
+from snapconform.hosts.base import Host, HostError, open_host
+from snapconform.model import snapd as model
+
+VERSION_PATTERN = re.compile(r"^snapd\s+(\d+)\.(\d+)", re.MULTILINE)
+
+
+class HostFaultVerdict(HostError):
+    """The host failed during a step: not a verdict on snapd. The next run gets a fresh host."""
+
+
+class Divergence(AssertionError):
+    """Real snapd and the model disagree on a step."""
+
+    def __init__(self, record: StepRecord) -> None:
+        self.record = record
+        lines = [f"snapd and the model disagree at step {record.index}: {record.command}"]
+        lines += [f"  {mismatch}" for mismatch in record.mismatches]
+        lines.append(f"  model's reason: {record.expected_why}")
+        if record.observed_output:
+            lines.append(f"  snap printed: {record.observed_output.strip()[-600:]}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class StepRecord:
+    index: int
+    operation: dict[str, Any]
+    command: str
+    expected_ok: bool
+    expected_error: str | None
+    expected_why: str
+    expected_hooks: list[list[str]]
+    observed_exit_code: int | None = None
+    observed_output: str = ""
+    observed_error: str | None = None
+    observed_hooks: list[list[str]] = field(default_factory=list)
+    verdict: str = "pending"  # pass | divergence | host-fault
+    mismatches: list[Mismatch] = field(default_factory=list)
+    duration: float = 0.0
+    fault: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.index,
+            "operation": self.operation,
+            "command": self.command,
+            "expected": {
+                "ok": self.expected_ok,
+                "error": self.expected_error,
+                "why": self.expected_why,
+                "hooks": self.expected_hooks,
+            },
+            "observed": {
+                "exit_code": self.observed_exit_code,
+                "output": self.observed_output,
+                "error": self.observed_error,
+                "hooks": self.observed_hooks,
+            },
+            "verdict": self.verdict,
+            "mismatches": [mismatch.to_json() for mismatch in self.mismatches],
+            "duration": round(self.duration, 3),
+            "fault": self.fault,
+        }
+
+
+def parse_snapd_version(text: str) -> tuple[int, int]:
+    match = VERSION_PATTERN.search(text)
+    if not match:
+        raise HostError(f"cannot read snapd's version from `snap version`: {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+class HostSession:
+    """One host for many runs: started lazily, reset when a run left it dirty or broken."""
+
+    def __init__(
+        self,
+        url: str,
+        artifacts: Path,
+        cache_dir: Path | None = None,
+        host_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.artifacts = artifacts
+        self.cache_dir = cache_dir
+        self.host: Host = open_host(url, **(host_options or {}))
+        self.shell: Shell | None = None
+        self.client: SnapClient | None = None
+        self.observer: Observer | None = None
+        self.snapd_version_text = ""
+        self.snapd_version: tuple[int, int] = (0, 0)
+        self.dirty = False  # a run changed system-wide settings: reset before the next one
+        self.broken = False  # a host fault happened: restart before the next run
+        self.started = False
+        self.resets = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _attach(self, transcript: Path) -> None:
+        if self.shell is not None:
+            self.shell.close()
+        self.shell = Shell(self.host, transcript=transcript)
+        self.shell.start()
+        self.client = SnapClient(self.shell)
+        self.observer = Observer(self.shell)
+        self.snapd_version_text = self.client.version().strip()
+        self.snapd_version = parse_snapd_version(self.snapd_version_text)
+        # Start the change counter at "now" so only our changes are read.
+        self.observer.observe([], consume_hooks=True)
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.host.start()
+        self.started = True
+        self._attach(self.artifacts / "host-transcript.log")
+
+    def reset(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        self.host.reset()
+        self.resets += 1
+        self.dirty = self.broken = False
+        self._attach(self.artifacts / "host-transcript.log")
+
+    def prepare_run(self) -> None:
+        """Before a run: a host that is pristine for the names the run will use."""
+        self.start()
+        if self.broken or self.dirty or not self.host.alive():
+            self.reset()
+
+    def stop(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        if self.started:
+            self.host.stop()
+            self.started = False
+
+    def journal(self, lines: int = 300) -> str:
+        if self.shell is None or self.broken:
+            return ""
+        try:
+            return self.shell.run(
+                f"journalctl -u snapd --no-pager -n {lines} -o short-precise", timeout=30
+            ).output
+        except HostError as exc:
+            return f"(journal unavailable: {exc})"
+
+    def describe(self) -> dict[str, str]:
+        facts = dict(self.host.describe())
+        facts["snapd"] = self.snapd_version_text
+        return facts
+
+
+class NameAllocator:
+    """Snap names never used before on this host, so runs on one host are independent."""
+
+    def __init__(self, prefix: str = "sc") -> None:
+        self.prefix = prefix
+        self.token = secrets.token_hex(2)
+        self.counter = 0
+
+    def fresh(self) -> str:
+        self.counter += 1
+        return f"{self.prefix}-{self.token}{self.counter}"
+
+
+class ConformanceRun:
+    """One independent sequence of steps checked against the model."""
+
+    def __init__(self, session: HostSession, *, stop_on_divergence: bool = True) -> None:
+        session.prepare_run()
+        assert session.client is not None and session.observer is not None
+        self.session = session
+        self.client: SnapClient = session.client
+        self.observer: Observer = session.observer
+        self.state: model.SnapdState = model.new_state(snapd_version=session.snapd_version)
+        self.history: list[StepRecord] = []
+        self.known_instances: list[str] = []
+        self.stop_on_divergence = stop_on_divergence
+        self._built: dict[model.SnapFile, Path] = {}
+        self.last_observation: Observation | None = None
+
+    # -- fixture files ---------------------------------------------------------------------
+    def local_file(self, snap: model.SnapFile) -> Path:
+        path = self._built.get(snap)
+        if path is None:
+            path = build_snap(fixture_spec(snap), cache_dir=self.session.cache_dir)
+            self._built[snap] = path
+        return path
+
+    def locate(self, snap: model.SnapFile) -> str:
+        """The file's path on the host, uploading it the first time."""
+        return self.client.upload(self.local_file(snap))
+
+    def predicted_path(self, snap: model.SnapFile) -> str:
+        return f"{REMOTE_SNAP_DIR}/{self.local_file(snap).name}"
+
+    # -- steps -----------------------------------------------------------------------------
+    def step(self, operation: Operation) -> StepRecord:
+        for name in operation.instances:
+            if name not in self.known_instances:
+                self.known_instances.append(name)
+        outcome = operation.predict(self.state, self.predicted_path)
+        record = StepRecord(
+            index=len(self.history) + 1,
+            operation=operation.to_json(),
+            command=operation.shell(self.predicted_path),
+            expected_ok=outcome.error is None,
+            expected_error=None if outcome.error is None else outcome.error.message,
+            expected_why=outcome.why,
+            expected_hooks=[[run.instance, run.hook, run.revision] for run in outcome.hooks_run],
+        )
+        self.history.append(record)
+        started = time.monotonic()
+        try:
+            result: SnapCommandResult = operation.perform(self.client, self.locate)
+            observation = self.observer.observe(list(self.known_instances))
+        except (HostError, ObservationError) as exc:
+            record.verdict, record.fault = "host-fault", str(exc)
+            record.duration = time.monotonic() - started
+            self.session.broken = True
+            raise HostFaultVerdict(
+                f"host fault at step {record.index} ({record.command}), not a snapd verdict: {exc}"
+            ) from exc
+        if operation.kind == "set" and result.ok:
+            self.session.dirty = True
+        record.duration = time.monotonic() - started
+        record.observed_exit_code = result.exit_code
+        record.observed_output = result.output
+        record.observed_error = result.error
+        record.observed_hooks = [[h.instance, h.hook, h.revision] for h in observation.hooks]
+        self.last_observation = observation
+        record.mismatches = compare_step(outcome, result, observation, self.known_instances)
+        record.verdict = "divergence" if record.mismatches else "pass"
+        self.state = outcome.state
+        if record.mismatches and self.stop_on_divergence:
+            raise Divergence(record)
+        return record
+
+    def run(self, operations: list[Operation]) -> list[StepRecord]:
+        return [self.step(operation) for operation in operations]
+
+    # -- records ---------------------------------------------------------------------------
+    def history_json(self) -> dict[str, Any]:
+        return {
+            "host": self.session.describe(),
+            "snapd_version": list(self.session.snapd_version),
+            "steps": [record.to_json() for record in self.history],
+        }
+
+    def save_history(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.history_json(), indent=2) + "\n", encoding="utf-8")
+        return path

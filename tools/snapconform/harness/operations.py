@@ -1,0 +1,119 @@
+"""The snap CLI operations we drive, sent through the framed shell, and what they printed.
+
+Commands run with stdout piped through `cat` so snap prints no progress bars (it only draws them
+on a terminal) and their exit status is taken from the `snap` process itself.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapconform.harness.shell import Shell
+
+REMOTE_SNAP_DIR = "/var/tmp/snapconform/snaps"
+SNAP_OPERATION_TIMEOUT = 300.0  # hooks may take up to 10 min in snapd; ours take milliseconds
+APP_TIMEOUT = 60.0
+
+
+def normalise_whitespace(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class SnapCommandResult:
+    argv: tuple[str, ...]
+    exit_code: int
+    output: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def error(self) -> str | None:
+        """snap's error message (after `error: `), whitespace-normalised; None on success."""
+        if self.exit_code == 0:
+            return None
+        match = re.search(r"(?ms)^error: (.*)\Z", self.output)
+        text = match.group(1) if match else self.output
+        return normalise_whitespace(text)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+
+def snap_command(argv: list[str]) -> str:
+    """Shell text that runs argv with no tty on stdout and keeps argv's own exit status."""
+    return f"{shlex.join(argv)} </dev/null 2>&1 | cat; (exit ${{PIPESTATUS[0]}})"
+
+
+class SnapClient:
+    """`snap install/refresh/revert/remove/set` and the fixture app, on one host."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+        self._uploaded: dict[Path, str] = {}
+
+    def upload(self, local: Path) -> str:
+        """Put a .snap on the host once (content-addressed names make reuse safe)."""
+        remote = self._uploaded.get(local)
+        if remote is None:
+            remote = f"{REMOTE_SNAP_DIR}/{local.name}"
+            self.shell.host.put_file(local, remote)
+            self._uploaded[local] = remote
+        return remote
+
+    def forget_uploads(self) -> None:
+        """After a host reset the uploaded files are gone with the overlay."""
+        self._uploaded.clear()
+
+    def _run(self, argv: list[str], timeout: float = SNAP_OPERATION_TIMEOUT) -> SnapCommandResult:
+        result = self.shell.run(snap_command(argv), timeout=timeout)
+        return SnapCommandResult(
+            argv=tuple(argv),
+            exit_code=result.exit_code,
+            output=result.output,
+            duration=result.duration,
+        )
+
+    def install_file(self, remote_path: str, name: str | None = None) -> SnapCommandResult:
+        argv = ["snap", "install", "--dangerous", remote_path]
+        if name is not None:
+            argv += ["--name", name]
+        return self._run(argv)
+
+    def refresh(self, instance: str, revision: str | None = None) -> SnapCommandResult:
+        argv = ["snap", "refresh"]
+        if revision is not None:
+            argv.append(f"--revision={revision}")
+        return self._run([*argv, instance])
+
+    def revert(self, instance: str, revision: str | None = None) -> SnapCommandResult:
+        argv = ["snap", "revert", instance]
+        if revision is not None:
+            argv.append(f"--revision={revision}")
+        return self._run(argv)
+
+    def remove(
+        self, instance: str, revision: str | None = None, purge: bool = False
+    ) -> SnapCommandResult:
+        argv = ["snap", "remove", instance]
+        if revision is not None:
+            argv.append(f"--revision={revision}")
+        if purge:
+            argv.append("--purge")
+        return self._run(argv)
+
+    def set_system(self, key: str, value: str) -> SnapCommandResult:
+        return self._run(["snap", "set", "system", f"{key}={value}"])
+
+    def run_app(self, instance: str, marker: str) -> SnapCommandResult:
+        return self._run([f"/snap/bin/{instance}.mark", marker], timeout=APP_TIMEOUT)
+
+    def version(self) -> str:
+        return self._run(["snap", "version"], timeout=60).output
