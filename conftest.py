@@ -20,15 +20,20 @@ RELEASES = ("bookworm", "trixie", "sid")
 
 _common = {
     "deadline": None,
-    "database": DirectoryBasedExampleDatabase(str(cache_root() / "hypothesis")),
     "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
-settings.register_profile("dev", max_examples=10, stateful_step_count=12, **_common)
+_database = DirectoryBasedExampleDatabase(str(cache_root() / "hypothesis"))
 settings.register_profile(
-    "ci", max_examples=12, stateful_step_count=15, derandomize=True, print_blob=True, **_common
+    "dev", max_examples=10, stateful_step_count=12, database=_database, **_common
 )
-settings.register_profile("nightly", max_examples=300, stateful_step_count=40, **_common)
+# ci: derandomized (the same examples on every run), so it has no example database.
+settings.register_profile(
+    "ci", max_examples=12, stateful_step_count=15, derandomize=True, database=None, **_common
+)
+settings.register_profile(
+    "nightly", max_examples=300, stateful_step_count=40, database=_database, **_common
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

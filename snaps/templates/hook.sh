@@ -1,10 +1,12 @@
 #!/bin/sh
 # snapconform fixture hook: the same script serves every hook of every fixture snap.
 #
-# It does two things, in this order:
+# It does three things, in this order:
 #   1. appends ONE line to the hook log, so a test can tell which hooks ran, in which
 #      revision, and what the hook was told;
-#   2. succeeds, or (when the fixture says so) prints its failure message on stderr and
+#   2. when the fixture gives it a marker, creates an empty file of that name in $SNAP_DATA
+#      and in $SNAP_COMMON (a "migration" a test can follow through copies and rollbacks);
+#   3. succeeds, or (when the fixture says so) prints its failure message on stderr and
 #      exits 1, which is how snapd learns that a hook failed.
 #
 # The hook log: /var/tmp/snapconform/hooks.log, on the HOST.
@@ -29,11 +31,12 @@
 # POSIX sh and busybox applets only: fixture snaps have no base and run on a stand-in
 # `core` that holds nothing but a static busybox.
 #
-# The two settings below are filled in, shell-quoted, when a fixture is built; the
+# The three settings below are filled in, shell-quoted, when a fixture is built; the
 # failure message itself is never put in this script (see the end).
 
 hook=@HOOK_NAME@
 fails=@HOOK_FAILS@
+marker=@HOOK_MARKER@
 
 log=${SNAPCONFORM_HOOK_LOG:-/var/tmp/snapconform/hooks.log}
 if ! mkdir -p "${log%/*}" ||
@@ -42,6 +45,10 @@ if ! mkdir -p "${log%/*}" ||
 then
     echo "snapconform hook $hook: cannot append to $log" >&2
     exit 1
+fi
+
+if [ -n "$marker" ]; then
+    : >"$SNAP_DATA/$marker" && : >"$SNAP_COMMON/$marker" || exit 1
 fi
 
 if [ "$fails" = yes ]; then

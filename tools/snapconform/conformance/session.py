@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from snapconform.conformance.compare import Mismatch, compare_step
-from snapconform.conformance.operations import Operation, fixture_spec
+from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
@@ -112,7 +112,9 @@ class HostSession:
         self.observer: Observer | None = None
         self.snapd_version_text = ""
         self.snapd_version: tuple[int, int] = (0, 0)
-        self.dirty = False  # a run changed system-wide settings: reset before the next one
+        # System settings runs changed on this host (key -> value): a run that needs snapd's
+        # defaults gets a reset; a state-machine example inherits them into its model state.
+        self.config: dict[str, str] = {}
         self.broken = False  # a host fault happened: restart before the next run
         self.started = False
         self.resets = 0
@@ -144,13 +146,15 @@ class HostSession:
             self.shell = None
         self.host.reset()
         self.resets += 1
-        self.dirty = self.broken = False
+        self.broken = False
+        self.config = {}
         self._attach(self.artifacts / "host-transcript.log")
 
-    def prepare_run(self) -> None:
-        """Before a run: a host that is pristine for the names the run will use."""
+    def prepare_run(self, *, inherit_config: bool = False) -> None:
+        """Before a run: a host that is pristine for the names the run will use (and, unless the
+        run inherits them, with snapd's default system settings)."""
         self.start()
-        if self.broken or self.dirty or not self.host.alive():
+        if self.broken or not self.host.alive() or (self.config and not inherit_config):
             self.reset()
 
     def stop(self) -> None:
@@ -193,13 +197,22 @@ class NameAllocator:
 class ConformanceRun:
     """One independent sequence of steps checked against the model."""
 
-    def __init__(self, session: HostSession, *, stop_on_divergence: bool = True) -> None:
-        session.prepare_run()
+    def __init__(
+        self,
+        session: HostSession,
+        *,
+        stop_on_divergence: bool = True,
+        inherit_config: bool = False,
+    ) -> None:
+        session.prepare_run(inherit_config=inherit_config)
         assert session.client is not None and session.observer is not None
         self.session = session
         self.client: SnapClient = session.client
         self.observer: Observer = session.observer
-        self.state: model.SnapdState = model.new_state(snapd_version=session.snapd_version)
+        state = model.new_state(snapd_version=session.snapd_version)
+        for key, value in session.config.items():
+            state = model.set_config(state, key, value).state
+        self.state: model.SnapdState = state
         self.history: list[StepRecord] = []
         self.known_instances: list[str] = []
         self.stop_on_divergence = stop_on_divergence
@@ -248,8 +261,8 @@ class ConformanceRun:
             raise HostFaultVerdict(
                 f"host fault at step {record.index} ({record.command}), not a snapd verdict: {exc}"
             ) from exc
-        if operation.kind == "set" and result.ok:
-            self.session.dirty = True
+        if isinstance(operation, SetSystem) and result.ok:
+            self.session.config[operation.key] = operation.value
         record.duration = time.monotonic() - started
         record.observed_exit_code = result.exit_code
         record.observed_output = result.output

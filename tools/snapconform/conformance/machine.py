@@ -1,0 +1,298 @@
+"""A Hypothesis state machine whose rules are snapd operations on generated fixture snaps.
+
+Each rule performs one operation through ConformanceRun.step, which predicts it with the model,
+performs it on real snapd, observes and compares; a mismatch raises Divergence and Hypothesis
+shrinks the sequence. Every example uses snap names never used on the host before, so examples
+are independent without a reset; system settings an earlier example left are inherited into the
+model's starting state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hypothesis import event, note
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from snapconform.conformance.operations import (
+    InstallFile,
+    Operation,
+    Refresh,
+    Remove,
+    Revert,
+    RunApp,
+    SetSystem,
+)
+from snapconform.conformance.reproducer import write_reproducers
+from snapconform.conformance.session import (
+    ConformanceRun,
+    Divergence,
+    HostFaultVerdict,
+    HostSession,
+    NameAllocator,
+)
+from snapconform.model import snapd as model
+from snapconform.model.epoch import Epoch
+
+# Epochs in snap.yaml form, simplest first (Hypothesis shrinks towards the first).
+EPOCH_TEXTS = (
+    None,
+    "0",
+    "1",
+    "1*",
+    "2",
+    "2*",
+    "{read: [1, 2]}",
+    "{read: [0, 1, 2], write: [2]}",
+    "{read: [2], write: [2, 3]}",
+)
+HOOK_NAMES = ("configure", "pre-refresh", "post-refresh", "install", "remove")
+VERSIONS = ("1.0", "2.0", "3.0")
+INSTANCE_KEY = "k1"
+
+hook_plans = st.lists(
+    st.builds(
+        model.HookPlan,
+        name=st.sampled_from(HOOK_NAMES),
+        # mostly succeeding hooks; a failing one is the interesting minority
+        fails_with=st.sampled_from((None, None, None, "planned failure")),
+    ),
+    max_size=3,
+    unique_by=lambda hook: hook.name,
+).map(lambda hooks: tuple(sorted(hooks, key=lambda hook: hook.name)))
+
+
+@dataclass
+class FailureRecorder:
+    """Saves the first failing history (before shrinking) and the last one (the minimal one,
+    which Hypothesis replays last), with reproducers for the minimal one."""
+
+    directory: Path
+    first: Path | None = None
+    last: Path | None = None
+    failures: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def record(self, run: ConformanceRun) -> None:
+        self.failures += 1
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.first is None:
+            self.first = run.save_history(self.directory / "first-failure.json")
+        self.last = run.save_history(self.directory / "minimal-failure.json")
+
+    def finish(self) -> list[Path]:
+        """After the test failed: reproducers for the minimal history."""
+        if self.last is None:
+            return []
+        history = json.loads(self.last.read_text(encoding="utf-8"))
+        return write_reproducers(
+            history, self.directory / "reproducer", "snapconform: minimal divergence"
+        )
+
+    def count(self, label: str) -> None:
+        self.labels[label] = self.labels.get(label, 0) + 1
+        event(label)
+
+
+class SnapdMachine(RuleBasedStateMachine):
+    """Configure with `SnapdMachine.configure(session, recorder)` before running it."""
+
+    session: ClassVar[HostSession]
+    recorder: ClassVar[FailureRecorder]
+    names: ClassVar[NameAllocator] = NameAllocator("sc")
+
+    @classmethod
+    def configure(cls, session: HostSession, recorder: FailureRecorder) -> None:
+        cls.session = session
+        cls.recorder = recorder
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run = ConformanceRun(self.session, inherit_config=True)
+        self.name = self.names.fresh()
+        self.parallel_name = f"{self.name}_{INSTANCE_KEY}"
+        self.used_revisions: dict[str, set[str]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def state(self) -> model.SnapdState:
+        return self.run.state
+
+    def installed(self, instance: str) -> model.InstanceState | None:
+        return self.state.instance(instance)
+
+    def instance_names(self) -> list[str]:
+        names = [self.name]
+        if self.state.parallel_instances:
+            names.append(self.parallel_name)
+        return names
+
+    def pick_instance(self, index: int, *, installed: bool) -> str | None:
+        candidates = [
+            name for name in self.instance_names() if (self.installed(name) is not None) == installed
+        ]
+        return candidates[index % len(candidates)] if candidates else None
+
+    def snap(self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]) -> model.SnapFile:
+        return model.SnapFile(self.name, version, epoch_yaml=epoch, hooks=hooks)
+
+    def do(self, operation: Operation) -> None:
+        before = self.state
+        note(f"step {len(self.run.history) + 1}: {operation}")
+        try:
+            record = self.run.step(operation)
+        except (Divergence, HostFaultVerdict):
+            self.recorder.record(self.run)
+            raise
+        self.label(operation, before, record.expected_ok)
+
+    def label(self, operation: Operation, before: model.SnapdState, ok: bool) -> None:
+        after = self.state
+        for name in operation.instances:
+            old, new = before.instance(name), after.instance(name)
+            if "_" in name:
+                self.recorder.count("parallel instance")
+            if old is None or new is None:
+                if new is not None:
+                    self._note_revisions(name, new)
+                continue
+            old_current = next(r for r in old.sequence if r.revision == old.current)
+            new_current = next(r for r in new.sequence if r.revision == new.current)
+            refresh = isinstance(operation, InstallFile | Refresh)
+            if refresh and not ok:
+                kind = self._last_error_kind()
+                if kind == "epoch-refused":
+                    self.recorder.count("refused refresh")
+                elif kind == "hook-failed":
+                    self.recorder.count("rollback by failing hook")
+            if refresh and ok and old_current.epoch != new_current.epoch:
+                self.recorder.count("epoch-crossing refresh")
+            if isinstance(operation, Revert) and ok and old_current.epoch != new_current.epoch:
+                self.recorder.count("revert across epochs")
+            if refresh and ok:
+                kept = {r.revision for r in new.sequence}
+                if any(r.revision not in kept for r in old.sequence):
+                    self.recorder.count("garbage collection discard")
+            self._note_revisions(name, new)
+
+    def _note_revisions(self, name: str, instance: model.InstanceState) -> None:
+        used = self.used_revisions.setdefault(name, set())
+        current = {r.revision for r in instance.sequence}
+        fresh = current - used
+        if fresh and any(rev in used for rev in fresh):
+            self.recorder.count("x-number reuse")
+        for revision in fresh:
+            if revision in getattr(self, "_discarded", set()):
+                self.recorder.count("x-number reuse")
+        self._discarded = used - current | getattr(self, "_discarded", set())
+        used |= current
+
+    def _last_error_kind(self) -> str | None:
+        record = self.run.history[-1]
+        return record.operation.get("op") and _kind_of(record.expected_error)
+
+    # -- rules -----------------------------------------------------------------------------
+    @initialize()
+    def start(self) -> None:
+        note(f"snap name {self.name}; starting settings {self.session.config or 'defaults'}")
+
+    @rule(
+        index=st.integers(0, 1),
+        version=st.sampled_from(VERSIONS),
+        epoch=st.sampled_from(EPOCH_TEXTS),
+        hooks=hook_plans,
+    )
+    def install_fresh(self, index: int, version: str, epoch: str | None, hooks: Any) -> None:
+        instance = self.pick_instance(index, installed=False)
+        if instance is None:
+            return
+        name = None if instance == self.name else instance
+        self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
+
+    @rule(
+        index=st.integers(0, 1),
+        version=st.sampled_from(VERSIONS),
+        epoch=st.sampled_from(EPOCH_TEXTS),
+        hooks=hook_plans,
+    )
+    def refresh_local_file(self, index: int, version: str, epoch: str | None, hooks: Any) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        name = None if instance == self.name else instance
+        self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
+
+    @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
+    def refresh_to_revision(self, index: int, choice: int) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
+        self.do(Refresh(instance, sequence[choice % len(sequence)].revision))
+
+    @rule(index=st.integers(0, 1), choice=st.one_of(st.none(), st.integers(0, 20)))
+    def revert(self, index: int, choice: int | None) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
+        revision = None if choice is None else sequence[choice % len(sequence)].revision
+        self.do(Revert(instance, revision))
+
+    @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
+    def remove_revision(self, index: int, choice: int) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
+        self.do(Remove(instance, sequence[choice % len(sequence)].revision))
+
+    @rule(index=st.integers(0, 1), purge=st.booleans())
+    def remove(self, index: int, purge: bool) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        self.do(Remove(instance, purge=purge))
+
+    @rule(value=st.sampled_from(("2", "3", "1", "21", "two")))
+    def set_retain(self, value: str) -> None:
+        self.do(SetSystem("refresh.retain", value))
+
+    @precondition(lambda self: not self.state.parallel_instances)
+    @rule()
+    def enable_parallel_instances(self) -> None:
+        self.do(SetSystem("experimental.parallel-instances", "true"))
+
+    @rule(index=st.integers(0, 1), marker=st.sampled_from(("m1", "m2", "m3")))
+    def run_app(self, index: int, marker: str) -> None:
+        instance = self.pick_instance(index, installed=True)
+        if instance is None:
+            return
+        self.do(RunApp(instance, marker))
+
+    def teardown(self) -> None:
+        # Leave nothing of this example behind that a later one could trip over.
+        for name in self.instance_names():
+            if self.installed(name) is not None:
+                try:
+                    self.run.client.remove(name, purge=True)
+                except Exception:  # noqa: BLE001 - a failed clean-up must not mask the verdict
+                    self.session.broken = True
+
+
+def _kind_of(error_message: str | None) -> str | None:
+    if error_message is None:
+        return None
+    if "because it can't read the current epoch" in error_message:
+        return "epoch-refused"
+    if 'run hook "' in error_message:
+        return "hook-failed"
+    return "other"
+
+
+def epoch_of(text: str | None) -> Epoch:
+    return Epoch.parse_yaml(text if text is not None else "0")

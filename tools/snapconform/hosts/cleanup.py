@@ -1,0 +1,195 @@
+"""Remove what a killed run left behind: our containers, cgroups, loop devices and records.
+
+Each nspawn container keeps a record under /run/snapconform/ID (see nspawn.py). A record whose
+owner process is gone belongs to a killed run: its processes (checked by PID *and* start time,
+so a reused PID is never touched), cgroups, loop devices backed by its overlay, and mounts are
+removed. Nothing without such a record is touched, except cgroups under our own group name and
+unfinished image builds no builder holds a lock on.
+
+    python -m snapconform.hosts.cleanup [--force] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from snapconform.hosts import image as golden
+from snapconform.hosts.nspawn import (
+    CGROUP_GROUP,
+    KILL_TIMEOUT,
+    STATE_ROOT,
+    cgroup_hierarchies,
+    process_start_time,
+    remove_cgroup,
+    same_process,
+)
+
+
+def _read_pid(record: Path, name: str) -> tuple[int, int | None] | None:
+    try:
+        fields = (record / name).read_text().split()
+        return int(fields[0]), (int(fields[1]) if fields[1:] and fields[1] != "None" else None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    found = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(path) or point.startswith(str(path) + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _loop_devices_backed_by(devices: set[str]) -> list[str]:
+    """Loop devices whose backing file lives on one of ``devices`` ("MAJ:MIN")."""
+    if not devices or shutil.which("losetup") is None:
+        return []
+    done = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--raw", "--output", "NAME,BACK-MAJ:MIN"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    loops = []
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1] in devices:
+            loops.append(fields[0])
+    return loops
+
+
+def _device_ids(record: Path) -> set[str]:
+    """The overlay's (and its tmpfs's) device numbers as "MAJ:MIN", when the record has them."""
+    ids = set()
+    with contextlib.suppress(OSError, ValueError):
+        for number in (record / "loopdevs").read_text().split():
+            value = int(number)
+            ids.add(f"{os.major(value)}:{os.minor(value)}")
+    return ids
+
+
+def remove_record(record: Path) -> list[str]:
+    """Kill and remove everything the record ``record`` names; returns what was done."""
+    actions: list[str] = []
+    for name in ("pid1", "nspawn"):
+        found = _read_pid(record, name)
+        if found and same_process(*found):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(found[0], signal.SIGKILL)
+                actions.append(f"killed {name} process {found[0]}")
+    nspawn = _read_pid(record, "nspawn")
+    if nspawn:
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while same_process(*nspawn) and time.monotonic() < deadline:
+            # A child of this process is reaped by its Popen; a stranger's is reaped by init.
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(nspawn[0], os.WNOHANG)
+            time.sleep(0.02)
+    with contextlib.suppress(OSError):
+        for line in (record / "cgroups").read_text().split():
+            group = Path(line)
+            if group.is_dir():
+                actions += remove_cgroup(group)
+                actions.append(f"removed cgroup {group}")
+    for loop in _loop_devices_backed_by(_device_ids(record)):
+        subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
+        actions.append(f"detached {loop}")
+    for point in _mounts_under(record):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+        actions.append(f"unmounted {point}")
+    shutil.rmtree(record, ignore_errors=True)
+    actions.append(f"removed {record}")
+    return actions
+
+
+def _owner_alive(record: Path) -> bool:
+    owner = _read_pid(record, "owner")
+    return bool(owner) and same_process(*owner)  # type: ignore[misc]
+
+
+def sweep(force: bool = False, cache_dir: Path | None = None) -> list[str]:
+    """Remove leftovers of killed runs (with ``force``, of live runs too); returns what was done."""
+    actions: list[str] = []
+    if STATE_ROOT.is_dir():
+        for record in sorted(STATE_ROOT.iterdir()):
+            if not record.is_dir():
+                continue
+            if _owner_alive(record) and not force:
+                continue
+            actions += remove_record(record)
+    records = {p.name for p in STATE_ROOT.iterdir()} if STATE_ROOT.is_dir() else set()
+    for hierarchy in cgroup_hierarchies():
+        parent = hierarchy / CGROUP_GROUP
+        if not parent.is_dir():
+            continue
+        for group in sorted(p for p in parent.iterdir() if p.is_dir()):
+            if group.name not in records:
+                actions += remove_cgroup(group)
+                actions.append(f"removed orphaned cgroup {group}")
+        if not records:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+    actions += _sweep_builds(cache_dir)
+    return actions
+
+
+def _sweep_builds(cache_dir: Path | None) -> list[str]:
+    """Unfinished image builds whose builder is gone (nobody holds their lock)."""
+    actions: list[str] = []
+    images = golden.cache_root(cache_dir) / "images"
+    if not images.is_dir():
+        return actions
+    for build in sorted(images.glob(".build-*")) + sorted(images.glob(".retired-*")):
+        key = build.name.split("-", 1)[1].rsplit("-", 1)[0]
+        lock_path = images / f".{key}.lock"
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a builder is at work
+            try:
+                shutil.rmtree(build, ignore_errors=True)
+                actions.append(f"removed unfinished image build {build}")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return actions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m snapconform.hosts.cleanup",
+        description="Remove containers, cgroups, loop devices and records of killed runs.",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="also remove containers whose owner still runs"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=None, help="image cache to check")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("cleanup needs root (it kills containers and detaches loop devices)")
+        return 2
+    actions = sweep(force=args.force, cache_dir=args.cache_dir)
+    for action in actions:
+        print(action)
+    if not actions:
+        print("nothing to clean up")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["main", "process_start_time", "remove_record", "sweep"]

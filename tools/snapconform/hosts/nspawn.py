@@ -1,0 +1,639 @@
+"""``nspawn://RELEASE``: Debian's stock snapd in a systemd-nspawn container on a fresh overlay.
+
+Every boot gets a private mount namespace holding a tmpfs, an overlayfs over the cached golden
+tree (see image.py) and a tmpfs on /run/systemd; the container runs there with no network and
+pinned to one CPU (this kernel intermittently fails to preserve a snap's mount namespace when
+it is made on another CPU). A reset is stop + start: nothing is copied.
+
+Every container leaves a record under /run/snapconform/ID (PIDs, cgroups, the overlay's device)
+so that cleanup.sweep() can remove what a killed run left behind, and nothing else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from snapconform.hosts import image as golden
+from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable
+from snapconform.hosts.snappack import missing_tools
+
+STATE_ROOT = Path("/run/snapconform")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_GROUP = "snapconform"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LOOP_DEVICES_MIN = 64
+BOOT_TIMEOUT = 120.0
+KILL_TIMEOUT = 15.0
+
+# executable -> Debian package, for the controller
+CONTROLLER_TOOLS = {
+    "systemd-nspawn": "systemd-container",
+    "mmdebstrap": "mmdebstrap",
+    "mksquashfs": "squashfs-tools",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "setpriv": "util-linux",
+    "taskset": "util-linux",
+}
+
+
+# -- processes and cgroups -------------------------------------------------------------------
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks), to tell a PID from a reused one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def same_process(pid: int, start_time: int | None) -> bool:
+    return start_time is not None and process_start_time(pid) == start_time
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """The hierarchies we make a group in: name=systemd (v1 hybrid) and/or the unified one."""
+    found = []
+    for name in ("systemd", "unified"):
+        path = CGROUP_ROOT / name
+        if (path / "cgroup.procs").exists():
+            found.append(path)
+    if not found and (CGROUP_ROOT / "cgroup.controllers").exists():  # pure cgroup v2
+        found.append(CGROUP_ROOT)
+    return found
+
+
+def cgroup_pids(group: Path) -> set[int]:
+    pids: set[int] = set()
+    if not group.is_dir():
+        return pids
+    for procs in group.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError):
+            pids.update(int(line) for line in procs.read_text().split())
+    return pids
+
+
+def remove_cgroup(group: Path, timeout: float = KILL_TIMEOUT) -> list[str]:
+    """SIGKILL every process left in ``group`` and below, then remove the groups, deepest first."""
+    removed: list[str] = []
+    deadline = time.monotonic() + timeout
+    while group.is_dir():
+        pids = cgroup_pids(group)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                removed.append(f"killed process {pid} left in {group}")
+        if not pids:
+            dirs = sorted(
+                (p for p in group.rglob("*") if p.is_dir()),
+                key=lambda p: len(p.parts),
+                reverse=True,
+            )
+            for directory in [*dirs, group]:
+                with contextlib.suppress(FileNotFoundError):
+                    directory.rmdir()
+            if not group.exists():
+                break
+        if time.monotonic() > deadline:
+            raise HostError(f"cannot empty cgroup {group}: {sorted(cgroup_pids(group))} remain")
+        time.sleep(0.05)
+    return removed
+
+
+def container_pid1(groups: list[Path]) -> int | None:
+    """The container's PID 1 (its own PID namespace says 1) among the processes of our groups."""
+    for group in groups:
+        for pid in sorted(cgroup_pids(group)):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    if len(ids) >= 2 and ids[-1] == "1" and comm != "systemd-nspawn":
+                        return pid
+    return None
+
+
+def ensure_loop_devices() -> list[str]:
+    """Paths of the loop device nodes the container gets (created on the controller if needed).
+
+    The container's /dev is private: every loop device snapd may be handed by /dev/loop-control
+    must exist before the container starts.
+    """
+    highest = -1
+    for node in Path("/dev").glob("loop[0-9]*"):
+        with contextlib.suppress(ValueError):
+            highest = max(highest, int(node.name[4:]))
+    count = max(LOOP_DEVICES_MIN, highest + 1 + 32)
+    paths = []
+    for number in range(count):
+        node = Path(f"/dev/loop{number}")
+        if not node.exists():
+            os.mknod(node, 0o660 | 0o060000, os.makedev(7, number))
+        paths.append(str(node))
+    return paths
+
+
+# -- one container ---------------------------------------------------------------------------
+
+_LIVE: set[NspawnContainer] = set()
+_HANDLERS_INSTALLED = False
+_LOCK = threading.Lock()
+
+
+def _stop_all() -> None:
+    for container in list(_LIVE):
+        with contextlib.suppress(Exception):
+            container.kill()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _stop_all()
+    previous = _PREVIOUS_HANDLERS.get(signum)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+_PREVIOUS_HANDLERS: dict[int, Any] = {}
+
+
+def _install_cleanup_handlers() -> None:
+    global _HANDLERS_INSTALLED
+    with _LOCK:
+        if _HANDLERS_INSTALLED:
+            return
+        atexit.register(_stop_all)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                _PREVIOUS_HANDLERS[signum] = signal.getsignal(signum)
+                signal.signal(signum, _on_signal)
+        _HANDLERS_INSTALLED = True
+
+
+def choose_cpu() -> int:
+    """The allowed CPU with the fewest of our running containers on it."""
+    allowed = sorted(os.sched_getaffinity(0))
+    load = dict.fromkeys(allowed, 0)
+    if STATE_ROOT.is_dir():
+        for record in STATE_ROOT.glob("*/cpu"):
+            with contextlib.suppress(OSError, ValueError):
+                cpu = int(record.read_text())
+                if cpu in load:
+                    load[cpu] += 1
+    return min(allowed, key=lambda cpu: (load[cpu], cpu))
+
+
+@dataclass
+class CommandOutput:
+    returncode: int
+    stdout: str  # stdout and stderr together
+
+
+class NspawnContainer:
+    """One boot of a tree under systemd-nspawn, on a fresh overlay or (image build) the tree."""
+
+    def __init__(self, tree: Path, *, mode: str, cpu: int | None, overlay: bool = True) -> None:
+        self.tree = Path(tree)
+        self.mode = mode
+        self.cpu = choose_cpu() if cpu is None else cpu
+        self.overlay = overlay
+        self.id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.state = STATE_ROOT / self.id
+        self.groups = [hierarchy / CGROUP_GROUP / self.id for hierarchy in cgroup_hierarchies()]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pid1: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def boot(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Start the container and wait until snapd says `seed.loaded`."""
+        if not self.groups:
+            raise HostUnavailable("nspawn://: no cgroup hierarchy (name=systemd or v2) to use")
+        _install_cleanup_handlers()
+        self.state.mkdir(parents=True)
+        _LIVE.add(self)
+        self._record("owner", f"{os.getpid()} {process_start_time(os.getpid())}")
+        self._record("cpu", str(self.cpu))
+        self._record("tree", str(self.tree))
+        for group in self.groups:
+            group.mkdir(parents=True, exist_ok=True)
+        self._record("cgroups", "\n".join(str(g) for g in self.groups))
+        script = self._launch_script()
+        console = open(self.state / "console.log", "wb")  # noqa: SIM115 (lives with the process)
+        # setpriv: when the thread that started the container dies, so does nspawn (and with
+        # it the container), even if this process is SIGKILLed.
+        argv = ["setpriv", "--pdeathsig", "KILL", "unshare", "--mount", "--propagation", "private"]
+        argv += ["sh", "-c", script]
+        env = dict(os.environ)
+        if self.mode == "userns":
+            env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
+        try:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env
+            )
+        finally:
+            console.close()
+        self._record("nspawn", f"{self.process.pid} {process_start_time(self.process.pid)}")
+        deadline = time.monotonic() + timeout
+        self.pid1 = self._wait_for_pid1(deadline)
+        self._record("pid1", f"{self.pid1} {process_start_time(self.pid1)}")
+        self._wait_for_seed(deadline)
+
+    def _launch_script(self) -> str:
+        q = shlex.quote
+        lines = ["set -eu"]
+        for group in self.groups:
+            lines.append(f"echo $$ > {q(str(group / 'cgroup.procs'))}")
+        root = self.state / "root"
+        if self.overlay:
+            rw = self.state / "rw"
+            lines += [
+                f"mkdir -p {q(str(root))} {q(str(rw))}",
+                f"mount -t tmpfs -o mode=0755 snapconform-rw {q(str(rw))}",
+                f"mkdir {q(str(rw / 'upper'))} {q(str(rw / 'work'))}",
+                "mount -t overlay -o "
+                + q(f"lowerdir={self.tree},upperdir={rw / 'upper'},workdir={rw / 'work'}")
+                + f" snapconform-root {q(str(root))}",
+                # cleanup.py detaches loop devices backed by files on these (and only these).
+                f"stat -c %d {q(str(root))} {q(str(rw))} > {q(str(self.state / 'loopdevs'))}",
+            ]
+        else:
+            root = self.tree
+        lines += [
+            # nspawn writes under /run/systemd: keep that in this namespace only.
+            "mkdir -p /run/systemd",
+            "mount -t tmpfs -o mode=0755 snapconform-run /run/systemd",
+            "exec " + shlex.join(self._nspawn_argv(root)),
+        ]
+        return "\n".join(lines)
+
+    def _nspawn_argv(self, root: Path) -> list[str]:
+        argv = [
+            "taskset",
+            "-c",
+            str(self.cpu),
+            "systemd-nspawn",
+            "--quiet",
+            f"--directory={root}",
+            "--boot",
+            f"--machine=snapconform-{self.id.rsplit('-', 1)[1]}",
+            "--register=no",
+            "--keep-unit",  # without a systemd host, nspawn otherwise wants the system bus
+            "--capability=all",
+            "--private-network",
+            "--console=passive",
+            "--resolv-conf=off",
+            "--link-journal=no",
+            "--timezone=off",
+        ]
+        if self.mode == "userns":
+            argv += [
+                "--private-users=identity",
+                "--private-users-ownership=off",
+                "--bind=/dev/fuse",
+            ]
+        else:
+            argv.append("--bind=/dev/loop-control")
+            argv += [f"--bind={node}" for node in ensure_loop_devices()]
+        return argv
+
+    def _wait_for_pid1(self, deadline: float) -> int:
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise HostError(
+                    f"systemd-nspawn exited with {self.process.returncode} during boot:\n"
+                    + self.console_tail()
+                )
+            pid = container_pid1(self.groups)
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        return pid
+            time.sleep(0.02)
+        raise HostError("the container's systemd did not start in time:\n" + self.console_tail())
+
+    def _wait_for_seed(self, deadline: float) -> None:
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise HostError("the container died during boot:\n" + self.console_tail())
+            remaining = max(1.0, deadline - time.monotonic())
+            done = self.run("snap wait system seed.loaded", timeout=remaining)
+            if done.returncode == 0:
+                return
+            last = done.stdout.strip()
+            time.sleep(0.1)
+        raise HostError(
+            "snapd did not reach seed.loaded in time"
+            + (f" (last answer: {last})" if last else "")
+            + ":\n"
+            + self.console_tail()
+        )
+
+    def alive(self) -> bool:
+        return (
+            self.pid1 is not None
+            and self.process is not None
+            and self.process.poll() is None
+            and same_process(self.pid1, self._recorded_start("pid1"))
+        )
+
+    def poweroff(self, timeout: float) -> None:
+        """Shut the container down cleanly (used once, after the image's first boot)."""
+        if not self.alive() or self.process is None:
+            return
+        subprocess.run(
+            [*self.enter_argv(), "systemctl", "--no-block", "poweroff"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the container and remove every trace of it; safe to call twice."""
+        if self.pid1 is not None and same_process(self.pid1, self._recorded_start("pid1")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid1, signal.SIGKILL)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=KILL_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=KILL_TIMEOUT)
+        # Local import: cleanup imports this module for its record format.
+        from snapconform.hosts.cleanup import remove_record
+
+        if self.state.exists():
+            remove_record(self.state)
+        _LIVE.discard(self)
+        self.pid1 = None
+
+    # -- commands ----------------------------------------------------------------------------
+    def enter_argv(self) -> list[str]:
+        """argv prefix that runs a command inside the container, pinned to its CPU."""
+        if self.pid1 is None:
+            raise HostError("the container is not running")
+        return [
+            "taskset",
+            "-c",
+            str(self.cpu),
+            "nsenter",
+            "--target",
+            str(self.pid1),
+            "--all",
+            "--root",
+            "--wd",
+            "env",
+            "-i",
+            "TERM=dumb",
+            f"PATH={CONTAINER_PATH}",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+        ]
+
+    def run(self, script: str, timeout: float) -> CommandOutput:
+        """Run a bash script inside the container (for preparation, not for the tests)."""
+        argv = [*self.enter_argv(), "bash", "--noprofile", "--norc", "-c", script]
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            output = exc.stdout or b""
+            return CommandOutput(124, output.decode(errors="replace") + "\n[timed out]")
+        return CommandOutput(done.returncode, done.stdout.decode(errors="replace"))
+
+    def put_file(self, local: Path, remote: str) -> None:
+        """Copy ``local`` to the absolute path ``remote`` inside the container (parents made).
+
+        The copy is done by a process inside the container so that the container's own
+        symlinks (/var/run -> /run, ...) resolve there and never onto the controller.
+        """
+        if not remote.startswith("/"):
+            raise ValueError(f"remote path must be absolute: {remote!r}")
+        mode = Path(local).stat().st_mode & 0o7777
+        script = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && chmod "$2" -- "$1"'
+        argv = [*self.enter_argv(), "sh", "-c", script, "put_file", remote, f"{mode:o}"]
+        with open(local, "rb") as source:
+            done = subprocess.run(argv, stdin=source, capture_output=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise HostError(
+                f"cannot put {local} at {remote}: {done.stderr.decode(errors='replace').strip()}"
+            )
+
+    # -- records -----------------------------------------------------------------------------
+    def _record(self, name: str, value: str) -> None:
+        (self.state / name).write_text(value + "\n")
+
+    def _recorded_start(self, name: str) -> int | None:
+        try:
+            return int((self.state / name).read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def console_tail(self, lines: int = 25) -> str:
+        try:
+            text = (self.state / "console.log").read_bytes().decode(errors="replace")
+        except OSError:
+            return "(no console output)"
+        text = text.replace("\r", "")
+        return "\n".join(text.splitlines()[-lines:]) or "(no console output)"
+
+
+# -- the Host --------------------------------------------------------------------------------
+
+
+def _is_debian_like() -> bool:
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        return False
+    return any(
+        line.split("=", 1)[0] in ("ID", "ID_LIKE")
+        and any(name in line for name in ("debian", "ubuntu"))
+        for line in text.splitlines()
+    )
+
+
+def ensure_controller_tools(url: str) -> None:
+    """Install the controller's missing tools with apt-get when we may, else say what to do."""
+    missing = missing_tools(CONTROLLER_TOOLS)
+    if not missing:
+        return
+    packages = sorted(set(missing.values()))
+    command = "apt-get install -y --no-install-recommends " + " ".join(packages)
+    if os.geteuid() == 0 and _is_debian_like() and missing_tools({"apt-get": "apt"}) == {}:
+        print(
+            f"snapconform: {url} needs {', '.join(sorted(missing))}; running: {command}",
+            file=sys.stderr,
+            flush=True,
+        )
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode == 0 and not missing_tools(CONTROLLER_TOOLS):
+            return
+        detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise HostUnavailable(
+            f"{url}: installing {', '.join(packages)} failed: " + " / ".join(detail)
+        )
+    raise HostUnavailable(f"{url} needs {', '.join(sorted(missing))}; install them with: {command}")
+
+
+def _kernel_has(filesystem: str) -> bool:
+    try:
+        text = Path("/proc/filesystems").read_text()
+    except OSError:
+        return False
+    if any(line.split()[-1] == filesystem for line in text.splitlines() if line.split()):
+        return True
+    subprocess.run(["modprobe", filesystem], capture_output=True, check=False)
+    text = Path("/proc/filesystems").read_text()
+    return any(line.split()[-1] == filesystem for line in text.splitlines() if line.split())
+
+
+class NspawnHost(Host):
+    """Debian RELEASE's stock snapd in a systemd-nspawn container (``nspawn://bookworm``)."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        *,
+        cache_dir: Path | None = None,
+        mode: str | None = None,
+        cpu: int | None = None,
+    ) -> None:
+        super().__init__(spec)
+        self.release = spec.hostname or "bookworm"
+        if self.release not in golden.RELEASES:
+            raise ValueError(
+                f"{spec.raw}: unknown release {self.release!r}; known: {', '.join(golden.RELEASES)}"
+            )
+        self.mode = mode or golden.DEFAULT_MODES[self.release]
+        self.recipe = golden.ImageRecipe(self.release, self.mode)
+        self.cache_dir = cache_dir
+        self.requested_cpu = cpu
+        self.image: golden.GoldenImage | None = None
+        self.container: NspawnContainer | None = None
+        self._cpu: int | None = cpu
+
+    @property
+    def url(self) -> str:
+        return self.spec.raw or f"nspawn://{self.release}"
+
+    def preflight(self) -> None:
+        """Raise HostUnavailable unless this machine can run the container."""
+        if os.geteuid() != 0:
+            raise HostUnavailable(
+                f"{self.url} needs root: systemd-nspawn, overlay mounts and loop devices "
+                "need it (run as root, e.g. with sudo)"
+            )
+        ensure_controller_tools(self.url)
+        needed = ["overlay"] + (["fuse"] if self.mode == "userns" else ["squashfs"])
+        lacking = [fs for fs in needed if not _kernel_has(fs)]
+        if lacking:
+            raise HostUnavailable(
+                f"{self.url}: the kernel lacks {', '.join(lacking)} file system support"
+            )
+        if self.mode == "userns" and not Path("/dev/fuse").exists():
+            raise HostUnavailable(f"{self.url} in userns mode needs /dev/fuse")
+
+    def start(self) -> None:
+        if self.container is not None and self.container.alive():
+            return
+        self.preflight()
+        if self.image is None:
+            self.image = golden.ensure_image(self.recipe, self.cache_dir, self.requested_cpu)
+        container = NspawnContainer(self.image.rootfs, mode=self.mode, cpu=self.requested_cpu)
+        self.container = container
+        self._cpu = container.cpu
+        try:
+            container.boot()
+        except BaseException:
+            container.kill()
+            self.container = None
+            raise
+
+    def reset(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.container is not None:
+            self.container.kill()
+            self.container = None
+
+    def alive(self) -> bool:
+        return self.container is not None and self.container.alive()
+
+    def _running(self) -> NspawnContainer:
+        if self.container is None or self.container.pid1 is None:
+            raise HostError(f"{self.url} is not started")
+        return self.container
+
+    def shell_argv(self) -> list[str]:
+        return [*self._running().enter_argv(), "bash", "--noprofile", "--norc"]
+
+    def put_file(self, local: Path, remote: str) -> None:
+        self._running().put_file(local, remote)
+
+    @property
+    def pinned_cpu(self) -> int | None:
+        return self._cpu
+
+    @property
+    def offline(self) -> bool:
+        return True
+
+    @property
+    def container_pid(self) -> int | None:
+        """The container's PID 1 as the controller sees it (None when stopped)."""
+        return self.container.pid1 if self.container is not None else None
+
+    def describe(self) -> dict[str, str]:
+        facts = {
+            "url": self.url,
+            "kind": "nspawn",
+            "release": self.release,
+            "mode": self.mode,
+        }
+        if self.image is not None:
+            facts["snapd"] = self.image.snapd_version
+            facts["image"] = self.image.recipe.key
+        if self._cpu is not None:
+            facts["cpu"] = str(self._cpu)
+        return facts
+
+
+BACKEND = NspawnHost

@@ -1,0 +1,184 @@
+"""snapd's words: the exact texts the model predicts, and the few Go formatting rules behind them.
+
+Every text here is a fact read from canonical/snapd at tag 2.57.6 (the file is named next to it);
+the model only assembles them. Later releases (2.68, 2.71, 2.77) were checked for the texts that
+the model uses with their version rules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = [
+    "HOOK_SUMMARIES",
+    "change_error",
+    "cli_config_text",
+    "go_quote",
+    "hook_error",
+    "output_err",
+]
+
+# Task summaries of the hook tasks; the %q is the instance name (hooksup.Snap is
+# snapsup.InstanceName()). overlord/hookstate/hooks.go (install, pre-/post-refresh, remove),
+# overlord/configstate/configstate.go (configure, "if present" because the patch is empty),
+# overlord/healthstate/healthstate.go (check-health, no "if present").
+HOOK_SUMMARIES: dict[str, str] = {
+    "install": "Run install hook of {} snap if present",
+    "configure": "Run configure hook of {} snap if present",
+    "pre-refresh": "Run pre-refresh hook of {} snap if present",
+    "post-refresh": "Run post-refresh hook of {} snap if present",
+    "remove": "Run remove hook of {} snap if present",
+    "check-health": "Run health check of {} snap",
+}
+# `snap set system K=V` patches "core" (configstate.RemapSnapFromRequest); a non-empty patch
+# makes the hook mandatory, so no "if present" (configstate.go Configure).
+SYSTEM_CONFIGURE_SUMMARY = 'Run configure hook of "core" snap'
+
+# Errors from the API calls themselves (snapd answers 400 before any change exists).
+# daemon/api_sideload_n_try.go wraps InstallPath's errors; daemon/api_snaps.go
+# (snapInstruction.errToResponse) wraps refresh/revert/remove errors as `cannot %s %q: %v`.
+INSTALL_FILE_PREFIX = "cannot install snap file: "
+READ_FILE_PREFIX = "cannot read snap file: "  # daemon readSideInfo
+PARSE_YAML_PREFIX = "cannot parse snap.yaml: "  # snap/info_snap_yaml.go infoFromSnapYaml
+EPOCH_REFUSED = (  # overlord/snapstate/check_snap.go checkEpochs
+    "cannot refresh {name} to {desc} with epoch {new}, because it can't read the current epoch "
+    "of {current}"
+)
+PARALLEL_DISABLED = (  # overlord/snapstate/snapstate.go validateFeatureFlags
+    "experimental feature disabled - test it by setting 'experimental.parallel-instances' to true"
+)
+RESERVED_SYSTEM = "cannot install reserved snap name 'system'"  # snapstate.go doInstall
+INSTANCE_MISMATCH = "instance name {} does not match snap name {}"  # api_sideload_n_try.go
+INVALID_SNAP_NAME = "invalid snap name: {}"  # snap/naming/validate.go ValidateSnap
+INVALID_INSTANCE_KEY = "invalid instance key: {}"  # snap/naming/validate.go ValidateInstance
+NOT_INSTALLED = "snap {} is not installed"  # snap/errors.go NotInstalledError
+REVISION_NOT_INSTALLED = "revision {} of snap {} is not installed"  # same
+LOCAL_UNKNOWN = (  # cmd/snap/error.go, ErrorKindSnapLocal (store.ErrLocalSnap)
+    "local snap {} is unknown to the store, use --amend to proceed anyway"
+)
+ACTIVE_REVISION = "cannot remove active revision {} of snap {}"  # snapstate.go removeTasks
+REVERT_FIRST = " (revert first?)"
+NO_REVISION_TO_REVERT = "no revision to revert to"  # snapstate.go Revert
+ALREADY_ON_REVISION = "already on requested revision"  # snapstate.go RevertToRevision
+INACTIVE_REVERT = "cannot revert inactive snaps"
+REVERT_NOT_FOUND = "cannot find revision {} for snap {}"
+# overlord/configstate/configcore/refresh.go validateRefreshSchedule
+RETAIN_RANGE = "retain must be a number between 2 and 20, not {}"
+# overlord/configstate/configcore/corecfg.go validateBoolFlag
+BOOL_FLAG = "{} can only be set to 'true' or 'false'"
+# snap/info.go ReadCurrentInfo, reached by `snap run` (cmd/snap/cmd_run.go getSnapInfo); the
+# readlink part is Go's os.PathError text. Debian mounts snaps under /snap.
+RUN_NOT_INSTALLED = (
+    "cannot find current revision for snap {name}: readlink /snap/{name}/current: "
+    "no such file or directory"
+)
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+# Go's unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip also trims \x1c-\x1f).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+_GO_SPACE += "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def go_quote(text: str) -> str:
+    """Go's %q (strconv.Quote), as snapd prints names and revisions."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def output_err(output: str, exit_status: int = 1) -> str:
+    """What a failing hook's error says: osutil/outputerr.go OutputErr.
+
+    The output is trimmed; none left gives the exec error (`exit status N`); a multi-line output
+    is framed by `-----` lines.
+    """
+    trimmed = output.strip(_GO_SPACE)
+    if not trimmed:
+        return f"exit status {exit_status}"
+    if "\n" in trimmed:
+        return f"\n-----\n{trimmed}\n-----"
+    return trimmed
+
+
+def hook_error(hook: str, output: str) -> str:
+    """A failed hook task's error: overlord/hookstate/hookmgr.go runHook."""
+    return f"run hook {go_quote(hook)}: {output_err(output)}"
+
+
+def change_error(summary: str, error: str) -> str:
+    """A change that ended in error, one failed task: overlord/state/change.go changeError."""
+    return f"cannot perform the following tasks:\n- {summary} ({error})"
+
+
+def hook_change_error(hook: str, instance: str, output: str) -> str:
+    """The whole CLI error for a change whose only failed task is ``hook`` of ``instance``."""
+    summary = HOOK_SUMMARIES[hook].format(go_quote(instance))
+    return change_error(summary, hook_error(hook, output))
+
+
+def system_config_error(message: str) -> str:
+    """`snap set system` refused by configcore: the hijacked "configure" hook of "core" fails."""
+    return change_error(SYSTEM_CONFIGURE_SUMMARY, f"run hook {go_quote('configure')}: {message}")
+
+
+def _go_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON to Go")
+
+
+def cli_config_text(value: str) -> str | None:
+    """The text configcore sees for `snap set system KEY=VALUE`; None when the key is unset.
+
+    cmd/snap/cmd_set.go decodes VALUE as JSON with numbers kept as their literal text
+    (jsonutil.DecodeWithNumber) and falls back to the raw string; configcore then formats the
+    stored value with %v (configcore/corecfg.go coreCfg), so "true" and true read alike and
+    null reads as unset.
+    """
+    try:
+        decoded = json.loads(
+            value, parse_int=str, parse_float=str, parse_constant=_go_json_constant
+        )
+    except ValueError:
+        return value
+    if decoded is None:
+        return None
+    if isinstance(decoded, bool):
+        return "true" if decoded else "false"
+    if isinstance(decoded, str):
+        return decoded
+    raise ValueError(f"configuration value {value!r} is a JSON list or object: outside the model")
+
+
+_UINT8 = re.compile(r"[0-9]+")
+
+
+def parse_go_uint8(text: str) -> int | None:
+    """strconv.ParseUint(text, 10, 8): plain ASCII digits up to 255, else None."""
+    if not _UINT8.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number <= 255 else None
