@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--snapd-release",
         default=None,
         choices=RELEASES,
-        help="Debian release whose snapd the nspawn host runs (bookworm 2.57, trixie 2.68, sid 2.77)",
+        help="Debian release for the nspawn host (bookworm: snapd 2.57, trixie 2.68, sid 2.77)",
     )
     group.addoption(
         "--artifacts",

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from snapconform.conformance.operations import InstallFile, Refresh, Remove, Revert, RunApp, SetSystem
+from snapconform.conformance.operations import (
+    InstallFile,
+    Refresh,
+    Remove,
+    Revert,
+    RunApp,
+    SetSystem,
+)
 from snapconform.model.snapd import SnapFile
 
 pytestmark = pytest.mark.conformance
@@ -24,7 +31,12 @@ def test_same_file_twice_gives_x1_then_x2(conformance, names):
 def test_x_numbers_are_reused_after_a_full_remove(conformance, names):
     name = names.fresh()
     conformance.run(
-        [InstallFile(v(name, "1.0")), InstallFile(v(name, "2.0")), Remove(name), InstallFile(v(name, "3.0"))]
+        [
+            InstallFile(v(name, "1.0")),
+            InstallFile(v(name, "2.0")),
+            Remove(name),
+            InstallFile(v(name, "3.0")),
+        ]
     )
     seen = conformance.last_observation.instance(name)
     assert seen.sequence == ("x1",) and seen.revision("x1").version == "3.0"
@@ -33,14 +45,21 @@ def test_x_numbers_are_reused_after_a_full_remove(conformance, names):
 def test_retain_2_garbage_collects_the_oldest_on_refresh(conformance, names):
     name = names.fresh()
     conformance.run(
-        [InstallFile(v(name, "1.0")), RunApp(name, "a"), InstallFile(v(name, "2.0")), InstallFile(v(name, "3.0"))]
+        [
+            InstallFile(v(name, "1.0")),
+            RunApp(name, "a"),
+            InstallFile(v(name, "2.0")),
+            InstallFile(v(name, "3.0")),
+        ]
     )
     seen = conformance.last_observation.instance(name)
     assert seen.sequence == ("x2", "x3")
     assert "x1" not in seen.data_dirs
 
 
-def test_retain_3_keeps_three_and_lowering_it_removes_nothing_until_the_next_refresh(conformance, names):
+def test_retain_3_keeps_three_and_lowering_it_removes_nothing_until_the_next_refresh(
+    conformance, names
+):
     name = names.fresh()
     conformance.run(
         [SetSystem("refresh.retain", "3")] + [InstallFile(v(name, f"{i}.0")) for i in range(1, 5)]
@@ -56,7 +75,12 @@ def test_retain_3_keeps_three_and_lowering_it_removes_nothing_until_the_next_ref
 def test_refresh_after_revert_discards_the_reverted_from_revision(conformance, names):
     name = names.fresh()
     conformance.run(
-        [InstallFile(v(name, "1.0")), InstallFile(v(name, "2.0")), Revert(name), InstallFile(v(name, "3.0"))]
+        [
+            InstallFile(v(name, "1.0")),
+            InstallFile(v(name, "2.0")),
+            Revert(name),
+            InstallFile(v(name, "3.0")),
+        ]
     )
     seen = conformance.last_observation.instance(name)
     assert seen.current == "x3" and "x2" not in seen.sequence

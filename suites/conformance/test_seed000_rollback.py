@@ -30,7 +30,8 @@ def test_failing_pre_refresh_changes_nothing(conformance, names):
 
 
 def test_pre_refresh_runs_in_old_revision_and_is_not_told_the_next(conformance, names):
-    """#4: "the pre-refresh hook is run in the previous snap ... you can't know which one is coming"."""
+    """#4: "the pre-refresh hook is run in the previous snap ...
+    you can't know which one is coming"."""
     name = names.fresh()
     old = SnapFile(name, "1.0", hooks=(HookPlan("pre-refresh"),))
     new = SnapFile(name, "2.0", hooks=(HookPlan("pre-refresh"), HookPlan("post-refresh")))

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.conformance
 
 
 def test_epoch_n_over_n_minus_1_is_refused_and_nothing_changes(conformance, names):
-    """"incrementing the epoch in the new release stops those old users ... refreshing"."""
+    """ "incrementing the epoch in the new release stops those old users ... refreshing"."""
     name = names.fresh()
     conformance.run([InstallFile(SnapFile(name, "1.0", epoch_yaml="0")), RunApp(name, "old")])
     before = conformance.last_observation.instance(name)
@@ -31,7 +31,7 @@ def test_epoch_n_over_n_minus_1_is_refused_and_nothing_changes(conformance, name
 
 
 def test_bridge_epoch_n_star_over_n_minus_1_is_accepted_and_data_is_copied(conformance, names):
-    """"epoch: 1* ... acts as a bridge between epoch 0 and epoch 1"; data "is still copied"."""
+    """ "epoch: 1* ... acts as a bridge between epoch 0 and epoch 1"; data "is still copied"."""
     name = names.fresh()
     conformance.run(
         [
@@ -48,7 +48,7 @@ def test_bridge_epoch_n_star_over_n_minus_1_is_accepted_and_data_is_copied(confo
 
 
 def test_revert_across_an_epoch_boundary_restores_the_old_data(conformance, names):
-    """"You can use revert to switch back to releases from a previous epoch, discarding any data
+    """ "You can use revert to switch back to releases from a previous epoch, discarding any data
     changes done by the latest revision"."""
     name = names.fresh()
     conformance.run(
@@ -69,7 +69,8 @@ def test_revert_across_an_epoch_boundary_restores_the_old_data(conformance, name
 
 
 def test_parallel_instances_on_different_epochs_live_side_by_side(conformance, names):
-    """"you can install both epoch 0 and epoch 1 snaps at the same time using Parallel installs"."""
+    """004: "you can install both epoch 0 and epoch 1 snaps at the same time using
+    Parallel installs"."""
     name = names.fresh()
     instance = f"{name}_next"
     conformance.run(

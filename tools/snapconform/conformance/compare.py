@@ -28,8 +28,11 @@ class Mismatch:
         return f"{self.field}: expected {self.expected!r}, observed {self.observed!r}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "expected": _jsonable(self.expected),
-                "observed": _jsonable(self.observed)}
+        return {
+            "field": self.field,
+            "expected": _jsonable(self.expected),
+            "observed": _jsonable(self.observed),
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,21 +52,22 @@ def observed_epoch(epoch_yaml: str | None) -> str:
 
 
 def compare_result(outcome: model.Outcome, result: SnapCommandResult) -> list[Mismatch]:
-    mismatches: list[Mismatch] = []
-    expected_ok = outcome.error is None
-    if expected_ok != result.ok:
-        mismatches.append(
+    """Exit status first, then snapd's message for any expected refusal (whitespace-normalised;
+    a few refusals print their message and exit 0)."""
+    expected_exit = 0 if outcome.error is None else outcome.error.exit_code
+    if (expected_exit == 0) != (result.exit_code == 0):
+        return [
             Mismatch(
                 "outcome",
-                "success" if expected_ok else f"failure: {outcome.error.message}",  # type: ignore[union-attr]
-                "success" if result.ok else f"failure: {result.error}",
+                f"exit {expected_exit}" + (f": {outcome.error.message}" if outcome.error else ""),
+                f"exit {result.exit_code}: {result.message}",
             )
-        )
-    elif outcome.error is not None:
+        ]
+    if outcome.error is not None:
         expected = normalise_whitespace(outcome.error.message)
-        if expected != result.error:
-            mismatches.append(Mismatch("error", expected, result.error))
-    return mismatches
+        if expected != result.message:
+            return [Mismatch("error", expected, result.message)]
+    return []
 
 
 def compare_instance(
@@ -73,7 +77,9 @@ def compare_instance(
     observed_installed = observed is not None and observed.installed
     if expected is None or not observed_installed:
         if (expected is not None) != observed_installed:
-            mismatches.append(Mismatch(f"{name}.installed", expected is not None, observed_installed))
+            mismatches.append(
+                Mismatch(f"{name}.installed", expected is not None, observed_installed)
+            )
         if expected is None and observed is not None and observed.data_dirs:
             mismatches.append(Mismatch(f"{name}.data_dirs", frozenset(), observed.data_dirs))
         return mismatches

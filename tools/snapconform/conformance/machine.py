@@ -133,11 +133,15 @@ class SnapdMachine(RuleBasedStateMachine):
 
     def pick_instance(self, index: int, *, installed: bool) -> str | None:
         candidates = [
-            name for name in self.instance_names() if (self.installed(name) is not None) == installed
+            name
+            for name in self.instance_names()
+            if (self.installed(name) is not None) == installed
         ]
         return candidates[index % len(candidates)] if candidates else None
 
-    def snap(self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]) -> model.SnapFile:
+    def snap(
+        self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]
+    ) -> model.SnapFile:
         return model.SnapFile(self.name, version, epoch_yaml=epoch, hooks=hooks)
 
     def do(self, operation: Operation) -> None:
@@ -280,7 +284,7 @@ class SnapdMachine(RuleBasedStateMachine):
             if self.installed(name) is not None:
                 try:
                     self.run.client.remove(name, purge=True)
-                except Exception:  # noqa: BLE001 - a failed clean-up must not mask the verdict
+                except Exception:
                     self.session.broken = True
 
 

@@ -26,7 +26,7 @@ def fixture_spec(snap: model.SnapFile) -> FixtureSpec:
         name=snap.name,
         version=snap.version,
         epoch_yaml=snap.epoch_yaml,
-        hooks=tuple(HookBehaviour(hook.name, hook.fails_with) for hook in snap.hooks),
+        hooks=tuple(HookBehaviour(hook.name, hook.fails_with, hook.marker) for hook in snap.hooks),
     )
 
 
@@ -36,7 +36,8 @@ def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
         version=data["version"],
         epoch_yaml=data.get("epoch_yaml"),
         hooks=tuple(
-            model.HookPlan(hook["name"], hook.get("fails_with")) for hook in data.get("hooks", [])
+            model.HookPlan(hook["name"], hook.get("fails_with"), hook.get("marker"))
+            for hook in data.get("hooks", [])
         ),
     )
 
@@ -227,4 +228,3 @@ def operation_from_json(data: dict[str, Any]) -> Operation:
         return OPERATION_TYPES[kind](**data)
     except TypeError as exc:
         raise ValueError(f"operation {kind!r}: {exc}") from None
-

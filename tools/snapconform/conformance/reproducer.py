@@ -31,13 +31,17 @@ from snapconform.model import snapd as model
 
 PACK = "mksquashfs {dir} {out} -noappend -comp xz -all-root -no-xattrs -no-fragments -quiet"
 
-SHOW_SNAPD_VIEW = r"""show() {
-    # snapd's own view (REST API): revision, status, version of every revision in sequence order
+SHOW_SNAPD_VIEW = """show() {
+    # snapd's own view (REST API): revision:status:version of each revision in sequence order
     for name in "$@"; do
-        curl -sS --unix-socket /run/snapd.socket "http://localhost/v2/snaps?select=all&snaps=$name" |
-            python3 -c 'import json,sys; r=json.load(sys.stdin).get("result");
-print(" ".join(f"{s[\"revision\"]}:{s[\"status\"]}:{s[\"version\"]}" for s in r) if isinstance(r, list) else "not installed")' |
-            sed "s/^/# $name: /"
+        curl -sS --unix-socket /run/snapd.socket \\
+            "http://localhost/v2/snaps?select=all&snaps=$name" | python3 -c '
+import json, sys
+result = json.load(sys.stdin).get("result")
+if isinstance(result, list):
+    print(" ".join(s["revision"] + ":" + s["status"] + ":" + s["version"] for s in result))
+else:
+    print("not installed")' | sed "s/^/# $name: /"
     done
 }"""
 
@@ -129,7 +133,7 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
         "# Run as root on a machine with snapd (a throwaway VM or container): it installs and",
         "# removes the snaps named below. Needs mksquashfs (squashfs-tools), curl and python3.",
         "set -u",
-        'work=$(mktemp -d)',
+        "work=$(mktemp -d)",
         'cd "$work"',
         SHOW_SNAPD_VIEW,
         "",
@@ -165,9 +169,11 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
         for relative, (content, _mode) in snap_tree(fixture_spec(snap)).items():
             files[f"{directory}/{relative}"] = content.decode("utf-8")
     prepare = ["# hooks and the app are shell scripts: keep them executable after checkout"]
-    for snap, directory in fixtures.items():
+    for directory in fixtures.values():
         prepare.append(f"chmod -R a+rx {shlex.quote(directory)}/meta {shlex.quote(directory)}/bin")
-        prepare.append(PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap")))
+        prepare.append(
+            PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap"))
+        )
     execute: list[str] = []
     for step in steps:
         command = step.operation.shell(lambda snap: f"{fixtures[snap]}.snap")

@@ -20,7 +20,7 @@ from snapconform.conformance.operations import Operation, SetSystem, fixture_spe
 from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
-from snapconform.harness.shell import Shell
+from snapconform.harness.shell import CommandTimeout, Shell
 from snapconform.hosts.base import Host, HostError, open_host
 from snapconform.model import snapd as model
 
@@ -120,7 +120,9 @@ class HostSession:
         self.resets = 0
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _attach(self, transcript: Path) -> None:
+    def attach(self) -> None:
+        """A new framed shell on the (running) host, and snapd's version read through it."""
+        transcript = self.artifacts / "host-transcript.log"
         if self.shell is not None:
             self.shell.close()
         self.shell = Shell(self.host, transcript=transcript)
@@ -138,7 +140,7 @@ class HostSession:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.host.start()
         self.started = True
-        self._attach(self.artifacts / "host-transcript.log")
+        self.attach()
 
     def reset(self) -> None:
         if self.shell is not None:
@@ -148,7 +150,7 @@ class HostSession:
         self.resets += 1
         self.broken = False
         self.config = {}
-        self._attach(self.artifacts / "host-transcript.log")
+        self.attach()
 
     def prepare_run(self, *, inherit_config: bool = False) -> None:
         """Before a run: a host that is pristine for the names the run will use (and, unless the
@@ -254,7 +256,7 @@ class ConformanceRun:
         try:
             result: SnapCommandResult = operation.perform(self.client, self.locate)
             observation = self.observer.observe(list(self.known_instances))
-        except (HostError, ObservationError) as exc:
+        except (HostError, CommandTimeout, ObservationError) as exc:
             record.verdict, record.fault = "host-fault", str(exc)
             record.duration = time.monotonic() - started
             self.session.broken = True

@@ -39,7 +39,10 @@ MARKER_RE = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]+")
 # Where every fixture hook appends its line, as seen on the host (and, through snap-confine's
 # bind mount of /var/tmp, inside every snap's mount namespace). A fixed, root-only path on a
 # host under test, not a temporary file of ours: hence the noqa.
-HOOK_LOG_PATH = PurePosixPath("/var/tmp/snapconform/hooks.log")  # noqa: S108
+# Our working directory ON THE HOST under test (root-only hosts we drive): /var/tmp because
+# snap-confine shows hooks the host's /var/tmp (their /tmp is private).
+HOST_WORK_DIR = PurePosixPath("/var/tmp/snapconform")  # noqa: S108
+HOOK_LOG_PATH = HOST_WORK_DIR / "hooks.log"
 # The tab-separated fields of one hook log line, in order (see snaps/templates/hook.sh).
 HOOK_LOG_FIELDS = ("instance_name", "hook", "revision", "snap_data", "snap_version")
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
+from snapconform.harness.fixtures import HOOK_LOG_PATH, HOST_WORK_DIR
 from snapconform.harness.shell import Shell
 
-OBSERVER_PATH = "/var/tmp/snapconform/observe.py"
-HOOK_LOG_PATH = "/var/tmp/snapconform/hooks.log"
+OBSERVER_PATH = str(HOST_WORK_DIR / "observe.py")
 
 
 class ObservationError(RuntimeError):
@@ -187,16 +187,14 @@ class Observer:
         """Observe the named instances, the hook lines since the last call, and new changes."""
         if not self._installed:
             self.install()
-        argv = ["python3", OBSERVER_PATH, "--hook-log", HOOK_LOG_PATH]
+        argv = ["python3", OBSERVER_PATH, "--hook-log", str(HOOK_LOG_PATH)]
         argv += ["--since-change", str(self.last_change)]
         if consume_hooks:
             argv.append("--truncate-hook-log")
         argv += instances
         result = self.shell.run(" ".join(shlex.quote(arg) for arg in argv), timeout=60)
         if result.exit_code != 0:
-            raise ObservationError(
-                f"observer exited {result.exit_code}: {result.output[-2000:]}"
-            )
+            raise ObservationError(f"observer exited {result.exit_code}: {result.output[-2000:]}")
         try:
             document = json.loads(result.output.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError) as exc:

@@ -5,7 +5,7 @@ round trip reads everything: snapd's view over its REST API (/run/snapd.socket),
 meta/snap.yaml, the data directories, and the fixture hook log. It must not import snapconform:
 the host has only a stock python3.
 
-Usage: python3 observe.py [--hook-log PATH] [--truncate-hook-log] [--since-change N] INSTANCE...
+Usage: python3 observe.py --hook-log PATH [--truncate-hook-log] [--since-change N] INSTANCE...
 """
 
 import argparse
@@ -120,7 +120,7 @@ def last_change_id() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hook-log", default="/var/tmp/snapconform/hooks.log")
+    parser.add_argument("--hook-log", required=True)
     parser.add_argument("--truncate-hook-log", action="store_true")
     parser.add_argument("--since-change", type=int, default=None)
     parser.add_argument("instances", nargs="*")

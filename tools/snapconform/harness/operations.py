@@ -11,9 +11,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from snapconform.harness.fixtures import HOST_WORK_DIR
 from snapconform.harness.shell import Shell
 
-REMOTE_SNAP_DIR = "/var/tmp/snapconform/snaps"
+REMOTE_SNAP_DIR = str(HOST_WORK_DIR / "snaps")
 SNAP_OPERATION_TIMEOUT = 300.0  # hooks may take up to 10 min in snapd; ours take milliseconds
 APP_TIMEOUT = 60.0
 
@@ -34,13 +35,16 @@ class SnapCommandResult:
         return self.exit_code == 0
 
     @property
-    def error(self) -> str | None:
-        """snap's error message (after `error: `), whitespace-normalised; None on success."""
-        if self.exit_code == 0:
-            return None
+    def message(self) -> str:
+        """What snap said, whitespace-normalised: the text after `error: ` when there is one
+        (some refusals, e.g. removing what is not installed, print a message and exit 0)."""
         match = re.search(r"(?ms)^error: (.*)\Z", self.output)
-        text = match.group(1) if match else self.output
-        return normalise_whitespace(text)
+        return normalise_whitespace(match.group(1) if match else self.output)
+
+    @property
+    def error(self) -> str | None:
+        """snap's error message, whitespace-normalised; None on success."""
+        return None if self.exit_code == 0 else self.message
 
     @property
     def command(self) -> str:

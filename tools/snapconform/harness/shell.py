@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, NoReturn
 
 import pexpect
 
@@ -202,7 +202,7 @@ class Shell:
         try:
             self._sync(_SETUP % {"pin": pin} + "; ", self.default_timeout, command="(start)")
         except (CommandTimeout, HostFault) as exc:
-            self.close()
+            self.close(graceful=False)
             output = getattr(exc, "output", "")
             raise HostFault(
                 f"{self.host.url}: the shell did not start: {exc}", "(start)", output
@@ -275,7 +275,6 @@ class Shell:
         except pexpect.TIMEOUT:
             partial = _tidy_partial(_clean(child.before or ""))
             self._interrupt(command, timeout, partial, started_at, time.monotonic() - began)
-            raise AssertionError("unreachable") from None  # _interrupt always raises
         except pexpect.EOF:
             partial = _tidy_partial(_clean(child.before or ""))
             self._fault(
@@ -285,7 +284,14 @@ class Shell:
                 started_at,
                 time.monotonic() - began,
             )
-            raise AssertionError("unreachable") from None
+        except OSError as exc:  # writing to a terminal whose other side is gone
+            self._fault(
+                f"cannot write to the shell ({exc}): the host died or the connection was lost",
+                command,
+                "",
+                started_at,
+                time.monotonic() - began,
+            )
         output = _trim_one_newline(_strip_leading_newline(_clean(raw_output)))
         result = CommandResult(
             command=command,
@@ -346,11 +352,13 @@ class Shell:
             raise HostFault(
                 f"{self.host.url}: shell ended (end of file)", command, _clean(child.before or "")
             ) from None
+        except OSError as exc:
+            raise HostFault(f"{self.host.url}: cannot write to the shell: {exc}", command) from exc
         return _clean(before)
 
     def _interrupt(
         self, command: str, timeout: float, partial: str, started_at: datetime, elapsed: float
-    ) -> None:
+    ) -> NoReturn:
         """^C the running command and re-sync; raise CommandTimeout, or HostFault if that fails.
 
         pexpect keeps unread data in its buffer across a TIMEOUT, so what each attempt reports
@@ -381,7 +389,7 @@ class Shell:
 
     def _fault(
         self, message: str, command: str, partial: str, started_at: datetime, elapsed: float
-    ) -> None:
+    ) -> NoReturn:
         self._record_failure(command, "host fault: " + message, partial, started_at, elapsed)
         self.close(graceful=False)
         raise HostFault(f"{self.host.url}: {message}", command, partial)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,6 @@ from snapconform.hosts.nspawn import (
     KILL_TIMEOUT,
     STATE_ROOT,
     cgroup_hierarchies,
-    process_start_time,
     remove_cgroup,
     same_process,
 )
@@ -52,22 +52,35 @@ def _mounts_under(path: Path) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def _loop_devices_backed_by(devices: set[str]) -> list[str]:
-    """Loop devices whose backing file lives on one of ``devices`` ("MAJ:MIN")."""
-    if not devices or shutil.which("losetup") is None:
+def loop_devices() -> list[tuple[str, str, str]]:
+    """Every loop device in use: (name, backing file's device "MAJ:MIN", backing file)."""
+    if shutil.which("losetup") is None:
         return []
     done = subprocess.run(
-        ["losetup", "--list", "--noheadings", "--raw", "--output", "NAME,BACK-MAJ:MIN"],
+        ["losetup", "--list", "--json", "--output", "NAME,BACK-MAJ:MIN,BACK-FILE"],
         capture_output=True,
         text=True,
         check=False,
     )
-    loops = []
-    for line in done.stdout.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[1] in devices:
-            loops.append(fields[0])
-    return loops
+    if done.returncode != 0 or not done.stdout.strip():
+        return []
+    return [
+        (
+            str(loop.get("name", "")).strip(),
+            str(loop.get("back-maj:min", "")).strip(),
+            str(loop.get("back-file", "")).strip(),
+        )
+        for loop in json.loads(done.stdout).get("loopdevices", [])
+    ]
+
+
+def _loop_devices_backed_by(devices: set[str]) -> list[str]:
+    """snapd's loop devices whose backing file lives on one of ``devices`` ("MAJ:MIN")."""
+    return [
+        name
+        for name, device, path in loop_devices()
+        if device in devices and path.startswith("/var/lib/snapd/snaps/")
+    ]
 
 
 def _device_ids(record: Path) -> set[str]:
@@ -83,19 +96,16 @@ def _device_ids(record: Path) -> set[str]:
 def remove_record(record: Path) -> list[str]:
     """Kill and remove everything the record ``record`` names; returns what was done."""
     actions: list[str] = []
-    for name in ("pid1", "nspawn"):
+    for name in ("pid1", "supervisor"):
         found = _read_pid(record, name)
         if found and same_process(*found):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(found[0], signal.SIGKILL)
                 actions.append(f"killed {name} process {found[0]}")
-    nspawn = _read_pid(record, "nspawn")
-    if nspawn:
+    supervisor = _read_pid(record, "supervisor")
+    if supervisor:
         deadline = time.monotonic() + KILL_TIMEOUT
-        while same_process(*nspawn) and time.monotonic() < deadline:
-            # A child of this process is reaped by its Popen; a stranger's is reaped by init.
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(nspawn[0], os.WNOHANG)
+        while same_process(*supervisor) and time.monotonic() < deadline:
             time.sleep(0.02)
     with contextlib.suppress(OSError):
         for line in (record / "cgroups").read_text().split():
@@ -103,7 +113,13 @@ def remove_record(record: Path) -> list[str]:
             if group.is_dir():
                 actions += remove_cgroup(group)
                 actions.append(f"removed cgroup {group}")
-    for loop in _loop_devices_backed_by(_device_ids(record)):
+    # A device number is only ours while no other live record claims it.
+    others: set[str] = set()
+    if STATE_ROOT.is_dir():
+        for other in STATE_ROOT.iterdir():
+            if other != record and other.is_dir():
+                others |= _device_ids(other)
+    for loop in _loop_devices_backed_by(_device_ids(record) - others):
         subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
         actions.append(f"detached {loop}")
     for point in _mounts_under(record):
@@ -192,4 +208,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["main", "process_start_time", "remove_record", "sweep"]
+__all__ = ["main", "remove_record", "sweep"]

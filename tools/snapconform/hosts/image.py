@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from snapconform import paths
 from snapconform.hosts import standins
 from snapconform.hosts.base import HostError
 
@@ -72,7 +73,9 @@ Before=sysinit.target snapd.socket snapd.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/mount -o remount,rw /sys/fs/cgroup/freezer
+# Only this mount's flag: a remount of the hierarchy itself is refused ("mount point is busy")
+# as soon as it has child groups.
+ExecStart=/bin/mount -o remount,bind,rw /sys/fs/cgroup/freezer
 
 [Install]
 WantedBy=sysinit.target
@@ -215,10 +218,8 @@ class GoldenImage:
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "snapconform"
+    """``cache_dir`` if given, else snapconform's per-machine cache (see snapconform.paths)."""
+    return Path(cache_dir) if cache_dir is not None else paths.cache_root()
 
 
 def progress(message: str) -> None:
@@ -302,6 +303,7 @@ def ensure_image(
                 entry.rename(retired)
                 shutil.rmtree(retired, ignore_errors=True)
             build_dir.rename(entry)
+            _prune_superseded(images, recipe)
         finally:
             if build_dir.exists():
                 shutil.rmtree(build_dir, ignore_errors=True)
@@ -309,6 +311,22 @@ def ensure_image(
     if image is None:
         raise HostError(f"golden image {entry} was built but cannot be read back")
     return image
+
+
+def _prune_superseded(images: Path, recipe: ImageRecipe) -> None:
+    """Remove older entries of the same release and mode that no running container uses."""
+    in_use = set()
+    with contextlib.suppress(OSError):
+        for record in Path("/run/snapconform").glob("*/tree"):
+            in_use.add(record.read_text().strip())
+    for old in images.glob(f"{recipe.release}-{recipe.mode}-*"):
+        if old.name == recipe.key or str(old / "rootfs") in in_use:
+            continue
+        progress(f"removing superseded image {old.name}")
+        retired = images / f".retired-{old.name}-{os.getpid()}"
+        old.rename(retired)
+        shutil.rmtree(retired, ignore_errors=True)
+        (images / f".{old.name}.lock").unlink(missing_ok=True)
 
 
 def _build(recipe: ImageRecipe, build_dir: Path, cpu: int | None) -> None:

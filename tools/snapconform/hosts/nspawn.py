@@ -31,12 +31,12 @@ from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable
 from snapconform.hosts.snappack import missing_tools
 
 STATE_ROOT = Path("/run/snapconform")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_GROUP = "snapconform"
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin"
 LOOP_DEVICES_MIN = 64
 BOOT_TIMEOUT = 120.0
 KILL_TIMEOUT = 15.0
+LOWER_PROBE = "usr/lib/snapd/info"  # a regular file every golden tree has
 
 # executable -> Debian package, for the controller
 CONTROLLER_TOOLS = {
@@ -53,28 +53,63 @@ CONTROLLER_TOOLS = {
 # -- processes and cgroups -------------------------------------------------------------------
 
 
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks), to tell a PID from a reused one."""
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return stat.rsplit(")", 1)[1].split()  # fields from the state (3rd) on
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks), to tell a PID from a reused one."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def same_process(pid: int, start_time: int | None) -> bool:
-    return start_time is not None and process_start_time(pid) == start_time
+    """Whether ``pid`` is still the (running, not zombie) process that started at ``start_time``."""
+    fields = _stat_fields(pid)
+    return (
+        fields is not None
+        and start_time is not None
+        and fields[0] not in ("Z", "X")
+        and int(fields[19]) == start_time
+    )
+
+
+def _cgroup_mounts() -> dict[str, Path]:
+    """Mounted cgroup hierarchies: "" (v2), "name=systemd", "freezer", ... -> mount point."""
+    mounts: dict[str, Path] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            fields, (fstype, _source, options) = left.split(), right.split()[:3]
+            if fstype == "cgroup2":
+                mounts.setdefault("", Path(fields[4]))
+            elif fstype == "cgroup":
+                names = [o for o in options.split(",") if o not in ("rw", "ro")]
+                mounts.setdefault(",".join(sorted(names)), Path(fields[4]))
+    return mounts
 
 
 def cgroup_hierarchies() -> list[Path]:
-    """The hierarchies we make a group in: name=systemd (v1 hybrid) and/or the unified one."""
+    """Where our groups go: below this process's own group in every hierarchy but cpuset.
+
+    Being below the current group keeps the sandbox's own accounting (memory, ...) in force.
+    The v1 freezer matters most: with nspawn's cgroup namespace, snap-confine's
+    freezer/snap.NAME groups then land inside the container's group, not beside another
+    container's.
+    """
+    mounts = _cgroup_mounts()
     found = []
-    for name in ("systemd", "unified"):
-        path = CGROUP_ROOT / name
-        if (path / "cgroup.procs").exists():
-            found.append(path)
-    if not found and (CGROUP_ROOT / "cgroup.controllers").exists():  # pure cgroup v2
-        found.append(CGROUP_ROOT)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _hierarchy, controllers, path = line.split(":", 2)
+            key = ",".join(sorted(controllers.split(","))) if controllers else ""
+            if "cpuset" in key.split(",") or key not in mounts:
+                continue  # a cpuset group needs cpus and mems before anything can join
+            found.append(mounts[key] / path.lstrip("/"))
     return found
 
 
@@ -138,10 +173,10 @@ def ensure_loop_devices() -> list[str]:
     The container's /dev is private: every loop device snapd may be handed by /dev/loop-control
     must exist before the container starts.
     """
-    highest = -1
-    for node in Path("/dev").glob("loop[0-9]*"):
+    highest = -1  # the highest loop device the kernel has allocated (in use or not)
+    for device in Path("/sys/block").glob("loop[0-9]*"):
         with contextlib.suppress(ValueError):
-            highest = max(highest, int(node.name[4:]))
+            highest = max(highest, int(device.name[4:]))
     count = max(LOOP_DEVICES_MIN, highest + 1 + 32)
     paths = []
     for number in range(count):
@@ -220,7 +255,7 @@ class NspawnContainer:
         self.overlay = overlay
         self.id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.state = STATE_ROOT / self.id
-        self.groups = [hierarchy / CGROUP_GROUP / self.id for hierarchy in cgroup_hierarchies()]
+        self.groups = [parent / CGROUP_GROUP / self.id for parent in cgroup_hierarchies()]
         self.process: subprocess.Popen[bytes] | None = None
         self.pid1: int | None = None
 
@@ -240,10 +275,12 @@ class NspawnContainer:
         self._record("cgroups", "\n".join(str(g) for g in self.groups))
         script = self._launch_script()
         console = open(self.state / "console.log", "wb")  # noqa: SIM115 (lives with the process)
-        # setpriv: when the thread that started the container dies, so does nspawn (and with
-        # it the container), even if this process is SIGKILLed.
-        argv = ["setpriv", "--pdeathsig", "KILL", "unshare", "--mount", "--propagation", "private"]
-        argv += ["sh", "-c", script]
+        # When the thread that starts the supervisor dies (even by SIGKILL), the supervisor gets
+        # SIGTERM and kills the container. Only the main thread lives as long as the run does.
+        argv = []
+        if threading.current_thread() is threading.main_thread():
+            argv += ["setpriv", "--pdeathsig", "TERM"]
+        argv += ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
         env = dict(os.environ)
         if self.mode == "userns":
             env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
@@ -253,20 +290,37 @@ class NspawnContainer:
             )
         finally:
             console.close()
-        self._record("nspawn", f"{self.process.pid} {process_start_time(self.process.pid)}")
+        self._record("supervisor", f"{self.process.pid} {process_start_time(self.process.pid)}")
         deadline = time.monotonic() + timeout
         self.pid1 = self._wait_for_pid1(deadline)
         self._record("pid1", f"{self.pid1} {process_start_time(self.pid1)}")
         self._wait_for_seed(deadline)
 
     def _launch_script(self) -> str:
+        """The supervisor: runs in a private mount namespace, holds the container's mounts.
+
+        It runs nspawn as a child rather than exec'ing it, so that when the thread that
+        started it dies (SIGKILL included: setpriv's parent-death signal) it can still kill
+        every process of the container's cgroup.
+        """
         q = shlex.quote
         lines = ["set -eu"]
         for group in self.groups:
             lines.append(f"echo $$ > {q(str(group / 'cgroup.procs'))}")
+        procs = f"find {q(str(self.groups[0]))} -name cgroup.procs -exec cat {{}} +"
+        lines += [
+            "kill_container() {",
+            f"  for pid in $({procs}); do",
+            '    [ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null || true',
+            "  done",
+            "  exit 137",
+            "}",
+            "trap kill_container TERM HUP INT",
+        ]
         root = self.state / "root"
         if self.overlay:
             rw = self.state / "rw"
+            probe = root / ".snapconform-probe"
             lines += [
                 f"mkdir -p {q(str(root))} {q(str(rw))}",
                 f"mount -t tmpfs -o mode=0755 snapconform-rw {q(str(rw))}",
@@ -274,8 +328,12 @@ class NspawnContainer:
                 "mount -t overlay -o "
                 + q(f"lowerdir={self.tree},upperdir={rw / 'upper'},workdir={rw / 'work'}")
                 + f" snapconform-root {q(str(root))}",
-                # cleanup.py detaches loop devices backed by files on these (and only these).
-                f"stat -c %d {q(str(root))} {q(str(rw))} > {q(str(self.state / 'loopdevs'))}",
+                # The devices overlayfs reports for its files (one for the upper layer, one
+                # for the lower): cleanup.py detaches loop devices backed by files on these.
+                f": > {q(str(probe))}",
+                f"stat -c %d {q(str(root))} {q(str(probe))} {q(str(root / LOWER_PROBE))}"
+                f" > {q(str(self.state / 'loopdevs'))}",
+                f"rm {q(str(probe))}",
             ]
         else:
             root = self.tree
@@ -283,7 +341,10 @@ class NspawnContainer:
             # nspawn writes under /run/systemd: keep that in this namespace only.
             "mkdir -p /run/systemd",
             "mount -t tmpfs -o mode=0755 snapconform-run /run/systemd",
-            "exec " + shlex.join(self._nspawn_argv(root)),
+            shlex.join(self._nspawn_argv(root)) + " &",
+            "nspawn=$!",
+            # wait returns early when a trapped signal arrives; the trap then runs.
+            'wait "$nspawn"',
         ]
         return "\n".join(lines)
 
@@ -321,7 +382,7 @@ class NspawnContainer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise HostError(
-                    f"systemd-nspawn exited with {self.process.returncode} during boot:\n"
+                    f"systemd-nspawn ended (exit {self.process.returncode}) during boot:\n"
                     + self.console_tail()
                 )
             pid = container_pid1(self.groups)
@@ -511,6 +572,18 @@ def ensure_controller_tools(url: str) -> None:
     raise HostUnavailable(f"{url} needs {', '.join(sorted(missing))}; install them with: {command}")
 
 
+def unavailable_reason(url: str = "nspawn://bookworm") -> str | None:
+    """Why this machine cannot run nspawn hosts right now (no side effects), or None."""
+    if os.geteuid() != 0:
+        return f"{url} needs root"
+    missing = missing_tools(CONTROLLER_TOOLS)
+    if missing:
+        return f"{url} needs " + ", ".join(
+            f"{exe} (apt-get install {pkg})" for exe, pkg in sorted(missing.items())
+        )
+    return None
+
+
 def _kernel_has(filesystem: str) -> bool:
     try:
         text = Path("/proc/filesystems").read_text()
@@ -570,9 +643,16 @@ class NspawnHost(Host):
             raise HostUnavailable(f"{self.url} in userns mode needs /dev/fuse")
 
     def start(self) -> None:
-        if self.container is not None and self.container.alive():
-            return
+        if self.container is not None:
+            if self.container.alive():
+                return
+            self.stop()  # it died: clear what it left before booting anew
         self.preflight()
+        # Leftovers of killed runs (their owner is gone) go first; live runs are not touched.
+        from snapconform.hosts.cleanup import sweep
+
+        for action in sweep():
+            print(f"snapconform: cleanup of a killed run: {action}", file=sys.stderr)
         if self.image is None:
             self.image = golden.ensure_image(self.recipe, self.cache_dir, self.requested_cpu)
         container = NspawnContainer(self.image.rootfs, mode=self.mode, cpu=self.requested_cpu)
@@ -603,7 +683,11 @@ class NspawnHost(Host):
         return self.container
 
     def shell_argv(self) -> list[str]:
-        return [*self._running().enter_argv(), "bash", "--noprofile", "--norc"]
+        return [*self._running().enter_argv(), "bash", "--noprofile", "--norc", "-i"]
+
+    def run(self, script: str, timeout: float = 60.0) -> CommandOutput:
+        """Run a bash script in the container, without the framed shell (setup and tests)."""
+        return self._running().run(script, timeout)
 
     def put_file(self, local: Path, remote: str) -> None:
         self._running().put_file(local, remote)

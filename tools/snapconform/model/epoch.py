@@ -107,7 +107,7 @@ def _is_increasing(numbers: Sequence[int]) -> bool:
     return all(a < b for a, b in itertools.pairwise(numbers))
 
 
-@dataclass(frozen=True, order=False)
+@dataclass(frozen=True)
 class Epoch:
     """What data a revision can read and what it writes; default is epoch 0.
 
@@ -220,11 +220,6 @@ class Epoch:
     def can_read(self, other: Epoch) -> bool:
         """Whether a revision with this epoch can read data written under `other`."""
         return not set(self.read).isdisjoint(other.write)
-
-    @property
-    def newest(self) -> int:
-        """The epoch this revision writes last: what the data becomes once it has run."""
-        return self.write[-1]
 
     # -- rendering ---------------------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""`python -m snapconform hosts check URL`: start a host, ask snapd its version, stop it.
+
+Exit codes: 0 the host works; 2 a bad URL or a host that cannot be made here (one line on
+stderr); 1 the host started but then failed (a host fault).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from snapconform.harness.shell import CommandTimeout, Shell
+from snapconform.hosts.base import HostError, HostUnavailable, open_host
+
+EXIT_HOST_FAULT = 1
+EXIT_UNAVAILABLE = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("hosts", help="check the hosts snapconform can drive")
+    actions = parser.add_subparsers(dest="hosts_command", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check", help="start a host, run `snap version` through the framed shell, stop it"
+    )
+    check.add_argument("url", help="host URL: nspawn://bookworm, local://, ssh://root@vm:22, ...")
+    check.add_argument("--identity", type=Path, help="ssh:// only: private key file")
+    check.add_argument("--known-hosts", type=Path, help="ssh:// only: known_hosts file")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds for `snap version` (default 60)"
+    )
+    check.add_argument("--transcript", type=Path, help="append the shell transcript to this file")
+    check.set_defaults(func=check_host)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"snapconform hosts: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def check_host(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
+    if args.identity is not None:
+        options["identity"] = args.identity
+    if args.known_hosts is not None:
+        options["known_hosts"] = args.known_hosts
+    try:
+        host = open_host(args.url, **options)
+    except (ValueError, TypeError) as exc:
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    try:
+        host.start()
+    except HostUnavailable as exc:
+        host.stop()
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    except HostError as exc:
+        host.stop()
+        return _fail(EXIT_UNAVAILABLE, f"{args.url}: could not start: {exc}")
+    try:
+        with Shell(host, transcript=args.transcript) as shell:
+            result = shell.run("snap version </dev/null 2>&1", timeout=args.timeout)
+        print(result.output)
+        print()
+        for key, value in host.describe().items():
+            print(f"{key}: {value}")
+        if result.exit_code != 0:
+            return _fail(EXIT_HOST_FAULT, f"`snap version` exited {result.exit_code}")
+        return 0
+    except (HostError, CommandTimeout) as exc:
+        return _fail(EXIT_HOST_FAULT, str(exc))
+    finally:
+        host.stop()

@@ -1,0 +1,678 @@
+"""One machine's snapd as an immutable state machine: sideloads, refreshes, reverts, removes.
+
+Each operation is a pure function from a `SnapdState` to an `Outcome`: the state after the
+operation, the error snapd's CLI prints (or None), the hooks that ran in order, which revisions
+were discarded, and one sentence naming the rule that decided. A request snapd refuses before it
+starts a change returns the input state unchanged. A change that fails in a hook is undone as
+snapd undoes it, which is not always "unchanged" (see `_refresh`).
+
+Facts come from reference/snapd-behaviour.md §§2, 4-8 and canonical/snapd at tag 2.57.6; a
+comment names the source file of each. Where the page and the source did not settle a detail the
+model makes a prediction and says so; real runs settle it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+
+from snapconform.model import snapd_text as text
+from snapconform.model.epoch import Epoch, EpochError
+from snapconform.model.snapd_state import (
+    DEFAULT_RETAIN,
+    LOCAL_REVISION,
+    ExpectedError,
+    HookPlan,
+    HookRun,
+    InstanceState,
+    ModelGap,
+    Outcome,
+    RevisionState,
+    SnapdState,
+    SnapFile,
+    check_revision,
+    describe,
+    new_state,
+)
+
+__all__ = [
+    "ExpectedError",
+    "HookPlan",
+    "HookRun",
+    "InstanceState",
+    "ModelGap",
+    "Outcome",
+    "RevisionState",
+    "SnapFile",
+    "SnapdState",
+    "describe",
+    "install",
+    "new_state",
+    "refresh",
+    "refresh_revision",
+    "remove",
+    "revert",
+    "run_app",
+    "set_config",
+]
+
+# refresh.retain's valid range (overlord/configstate/configcore/refresh.go).
+RETAIN_RANGE = (2, 20)
+# From 2.71 `snap remove --revision=R` of the only revision is a full remove (snapstate.go
+# removeTasks: the active-revision refusal only applies with more than one revision).
+REMOVE_ONLY_REVISION_SINCE = (2, 71)
+# Line of `epoch:` in the fixture's meta/snap.yaml (name, version, epoch, ...): yaml.v2 type
+# errors name it. A property of the fixture layout, not of snapd.
+EPOCH_LINE_IN_SNAP_YAML = 3
+
+_INSTANCE_KEY = re.compile(r"[a-z0-9]{1,10}")  # snap/naming/validate.go validInstanceKey
+_ALMOST_VALID_NAME = re.compile(r"[a-z0-9-]*[a-z][a-z0-9-]*")  # snap/naming/validate.go
+_VALID_VERSION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9:.+~-]{0,30}[a-zA-Z0-9+~])?")  # validate.go
+_MARKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def _q(value: str) -> str:
+    return text.go_quote(value)
+
+
+def _refused(state: SnapdState, kind: str, message: str, why: str, exit_code: int = 1) -> Outcome:
+    return Outcome(state, ExpectedError(kind, message, exit_code), (), why)
+
+
+def _next_local_revision(instance: InstanceState | None) -> str:
+    """x<N>: one past the highest local revision in the sequence, x1 when there is none.
+
+    handlers.go doPrepareSnap with snapmgr.go LocalRevision (local revisions are negative
+    numbers counting down); numbers of discarded revisions therefore come back.
+    """
+    numbers = [
+        int(match.group(1))
+        for entry in (instance.sequence if instance else ())
+        if (match := LOCAL_REVISION.fullmatch(entry.revision))
+    ]
+    return f"x{max(numbers, default=0) + 1}"
+
+
+def _valid_snap_name(name: str) -> bool:
+    """snap/naming/validate.go ValidateSnap."""
+    return (
+        2 <= len(name) <= 40
+        and _ALMOST_VALID_NAME.fullmatch(name) is not None
+        and not name.startswith("-")
+        and not name.endswith("-")
+        and "--" not in name
+    )
+
+
+def _instance_name_error(name: str) -> tuple[str, str] | None:
+    """snap/naming/validate.go ValidateInstance: (kind, message) or None."""
+    snap_name, underscore, key = name.partition("_")
+    if not _valid_snap_name(snap_name):
+        return "invalid-snap-name", text.INVALID_SNAP_NAME.format(_q(snap_name))
+    if underscore and not _INSTANCE_KEY.fullmatch(key):
+        return "invalid-instance-key", text.INVALID_INSTANCE_KEY.format(_q(key))
+    return None
+
+
+def _file_epoch(snap: SnapFile) -> Epoch:
+    """The epoch snapd reads from the file's snap.yaml (no key means 0)."""
+    if snap.epoch_yaml is None:
+        return Epoch()
+    return Epoch.parse_yaml(snap.epoch_yaml)
+
+
+def _snap_yaml_epoch_message(error: EpochError) -> str:
+    """snapd's text for an epoch yaml.v2 refuses while reading the snap file.
+
+    Epoch errors abort yaml.v2 and come out bare; type errors are collected and reported as
+    `yaml: unmarshal errors:` with the line (snap/epoch.go UnmarshalYAML, yaml.v2 decode).
+    """
+    message = str(error)
+    if message.startswith("cannot unmarshal !!"):
+        message = f"yaml: unmarshal errors:\n  line {EPOCH_LINE_IN_SNAP_YAML}: {message}"
+    return text.READ_FILE_PREFIX + text.PARSE_YAML_PREFIX + message
+
+
+def _without(instance: InstanceState, revisions: Iterable[str]) -> InstanceState:
+    gone = set(revisions)
+    return replace(
+        instance,
+        sequence=tuple(e for e in instance.sequence if e.revision not in gone),
+        data=tuple((rev, markers) for rev, markers in instance.data if rev not in gone),
+    )
+
+
+def _names(revisions: Iterable[str]) -> str:
+    listed = list(revisions)
+    return ", ".join(listed) if listed else "nothing"
+
+
+class _HookLog:
+    """The hooks one change runs, in order; only hooks present in the revision's file run."""
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        self.runs: list[HookRun] = []
+        self._marks: list[tuple[str, str]] = []  # (revision, marker) not yet applied
+
+    def run(self, revision: RevisionState, hook: str) -> str | None:
+        """Run ``hook`` in ``revision``; the change's error text if it failed, else None."""
+        plan = revision.hook(hook)
+        if plan is None:
+            return None  # every hook task is "if present" (hookstate/hooks.go Optional)
+        self.runs.append(HookRun(self.instance, hook, revision.revision))
+        if plan.marker is not None:
+            # The hook writes before it exits, so a failing hook's marker is written too.
+            self._marks.append((revision.revision, plan.marker))
+        if plan.fails_with is None:
+            return None
+        return text.hook_change_error(hook, self.instance, plan.fails_with)
+
+    def mark(self, instance: InstanceState) -> InstanceState:
+        """Apply the markers written since the last call: each lands in its revision's
+        SNAP_DATA (when that revision's data exists) and in SNAP_COMMON."""
+        marks, self._marks = self._marks, []
+        if not marks:
+            return instance
+        data = dict(instance.data)
+        for revision, marker in marks:
+            if revision in data:
+                data[revision] = data[revision] | {marker}
+        common = instance.common | {marker for _, marker in marks}
+        return replace(instance, data=tuple(data.items()), common=common)
+
+
+def _hook_failed(state: SnapdState, log: _HookLog, message: str, why: str) -> Outcome:
+    return Outcome(state, ExpectedError("hook-failed", message), tuple(log.runs), why)
+
+
+# -- sideload: snap install --dangerous FILE [--name NAME] ---------------------------------------
+
+
+def install(
+    state: SnapdState, snap: SnapFile, name: str | None = None, file_path: str = "FILE"
+) -> Outcome:
+    """`snap install --dangerous FILE [--name NAME]`: a fresh install or a local refresh."""
+    if name:
+        # The daemon checks --name before it reads the file (daemon/api_sideload_n_try.go).
+        problem = _instance_name_error(name)
+        if problem:
+            kind, message = problem
+            return _refused(
+                state,
+                kind,
+                message,
+                f"refused before {file_path} is read: --name {name} breaks the instance-name "
+                "rules (snap/naming/validate.go ValidateInstance)",
+            )
+    try:
+        epoch = _file_epoch(snap)
+    except EpochError as error:
+        return _refused(
+            state,
+            "invalid-epoch",
+            _snap_yaml_epoch_message(error),
+            f"refused: snap.yaml's epoch {snap.epoch_yaml!r} does not parse, and the daemon "
+            "reads the file before anything else (snap/epoch.go, daemon readSideInfo)",
+        )
+    if not _valid_snap_name(snap.name):
+        return _refused(
+            state,
+            "invalid-snap-name",
+            text.READ_FILE_PREFIX + text.INVALID_SNAP_NAME.format(_q(snap.name)),
+            "refused: the file's snap name fails snap/naming/validate.go (snap/validate.go)",
+        )
+    if not _VALID_VERSION.fullmatch(snap.version):
+        raise ModelGap(f"version {snap.version!r} is invalid; the model has no text for that")
+    instance_name = name or snap.name
+    snap_name, _, key = instance_name.partition("_")
+    if snap_name != snap.name:
+        return _refused(
+            state,
+            "instance-name-mismatch",
+            text.INSTANCE_MISMATCH.format(_q(instance_name), _q(snap.name)),
+            f"refused: --name {instance_name} is not an instance of {snap.name}",
+        )
+    if key and not state.parallel_instances:
+        return _refused(
+            state,
+            "parallel-disabled",
+            text.INSTALL_FILE_PREFIX + text.PARALLEL_DISABLED,
+            "refused: an instance key needs experimental.parallel-instances "
+            "(snapstate.go validateFeatureFlags)",
+        )
+    existing = state.instance(instance_name)
+    if existing is not None and not epoch.can_read(existing.current_revision.epoch):
+        current = existing.current_revision
+        message = text.EPOCH_REFUSED.format(
+            name=_q(instance_name), desc="local snap", new=epoch, current=current.epoch
+        )
+        return _refused(
+            state,
+            "epoch-refused",
+            text.INSTALL_FILE_PREFIX + message,
+            f"refused: the file (epoch {epoch}) cannot read the current epoch {current.epoch} "
+            f"of {current.revision}; local refreshes are epoch-checked (check_snap.go)",
+        )
+    if instance_name == "system":
+        return _refused(
+            state,
+            "reserved-name",
+            text.INSTALL_FILE_PREFIX + text.RESERVED_SYSTEM,
+            "refused: 'system' is reserved (snapstate.go doInstall)",
+        )
+    revision = RevisionState(_next_local_revision(existing), epoch, snap.version, snap.hooks)
+    if existing is None:
+        return _fresh_install(state, instance_name, snap.name, revision)
+    return _refresh(state, existing, revision, is_new=True)
+
+
+def _fresh_install(
+    state: SnapdState, instance_name: str, snap_name: str, revision: RevisionState
+) -> Outcome:
+    """install hook, then configure, then check-health, all in the new revision."""
+    log = _HookLog(instance_name)
+    for hook in ("install", "configure", "check-health"):
+        failure = log.run(revision, hook)
+        if failure:
+            return _hook_failed(
+                state,
+                log,
+                failure,
+                f"the {hook} hook failed on a first install, so the whole install was undone: "
+                f"nothing of {instance_name} is left, SNAP_COMMON included "
+                "(backend/copydata.go UndoCopySnapData)",
+            )
+    instance = log.mark(
+        InstanceState(
+            instance_name,
+            snap_name,
+            (revision,),
+            revision.revision,
+            ((revision.revision, frozenset()),),
+            frozenset(),
+        )
+    )
+    return Outcome(
+        state.with_instance(instance),
+        None,
+        tuple(log.runs),
+        f"installed {instance_name} {revision.revision}: a first sideload is x1 and runs "
+        "install then configure in the new revision (snapstate.go doInstall)",
+    )
+
+
+# -- refresh ---------------------------------------------------------------------------------------
+
+
+def _gc_discards(instance: InstanceState, target: str, is_new: bool, retain: int) -> list[str]:
+    """What the refresh to ``target`` garbage-collects (snapstate.go doInstall).
+
+    First every revision after current (reverted-from ones) except the target; then, with the
+    target taken out of the part up to current, the oldest until ``retain`` remain there, one
+    fewer when the target is new. So a refresh to a revision already present can leave
+    retain + 1 revisions when refresh.retain was lowered since (a prediction from the code).
+    """
+    keep = retain - 1 if is_new else retain
+    revisions = list(instance.revisions)
+    current_index = revisions.index(instance.current)
+    discards = [rev for rev in revisions[current_index + 1 :] if rev != target]
+    head = [rev for rev in revisions[:current_index] if rev != target]
+    head.append(instance.current)
+    discards += head[: max(0, len(head) - keep)]
+    return discards
+
+
+def _refresh(
+    state: SnapdState, instance: InstanceState, target: RevisionState, *, is_new: bool
+) -> Outcome:
+    """The refresh change (snapstate.go doInstall, handlers.go, hookstate/hooks.go).
+
+    pre-refresh runs in the old revision; copy-snap-data copies the current SNAP_DATA over the
+    target's (trashing what the target had); link-snap appends the target (moving it to the end
+    if present); post-refresh runs in the target; garbage collection runs; then configure and
+    check-health run in the target. A failure in post-refresh undoes everything. A failure in
+    configure or check-health undoes the refresh too, but the collected revisions stay gone:
+    clear-snap and discard-snap have no undo handlers (snapmgr.go) and undoLinkSnap counts the
+    revisions discarded before the failure (handlers.go). That last point is a prediction.
+    """
+    log = _HookLog(instance.name)
+    old = instance.current_revision
+    where = f"{old.revision} to {target.revision}"
+    failure = log.run(old, "pre-refresh")
+    # pre-refresh writes into the old revision before its data is copied (or the refresh is
+    # aborted); nothing undoes a hook's writes.
+    instance = log.mark(instance)
+    if failure:
+        return _hook_failed(
+            state.with_instance(instance),
+            log,
+            failure,
+            f"pre-refresh failed in {old.revision}, the old revision, before anything was "
+            f"unlinked: the refresh {where} was aborted, nothing changed and no data was copied",
+        )
+    data = dict(instance.data)
+    data[target.revision] = instance.data_of(old.revision)
+    others = tuple(e for e in instance.sequence if e.revision != target.revision)
+    linked = replace(
+        instance,
+        sequence=(*others, target),
+        current=target.revision,
+        data=tuple(data.items()),
+    )
+    undone_data = (
+        f"{target.revision}'s new data is deleted"
+        if is_new
+        else f"{target.revision}'s own data is put back from the trash"
+    )
+    failure = log.run(target, "post-refresh")
+    linked = log.mark(linked)
+    # An undone refresh drops or restores the target's data; SNAP_COMMON keeps what was written.
+    rolled_back = replace(instance, common=linked.common)
+    if failure:
+        return _hook_failed(
+            state.with_instance(rolled_back),
+            log,
+            failure,
+            f"post-refresh failed in {target.revision}, so the refresh {where} was undone: "
+            f"{old.revision} is current again with its data as it was and {undone_data}; "
+            "SNAP_COMMON is shared and not rolled back",
+        )
+    discarded = tuple(_gc_discards(instance, target.revision, is_new, state.retain))
+    for hook in ("configure", "check-health"):
+        failure = log.run(target, hook)
+        linked = log.mark(linked)
+        rolled_back = replace(rolled_back, common=linked.common)
+        if failure:
+            return Outcome(
+                state.with_instance(_without(rolled_back, discarded)),
+                ExpectedError("hook-failed", failure),
+                tuple(log.runs),
+                f"{hook} failed in {target.revision} after the refresh {where} was linked: "
+                f"the refresh was undone ({old.revision} current, {undone_data}) but garbage "
+                f"collection had already discarded {_names(discarded)}, which has no undo "
+                "(snapmgr.go discard-snap; a prediction)",
+                discarded,
+            )
+    return Outcome(
+        state.with_instance(_without(linked, discarded)),
+        None,
+        tuple(log.runs),
+        f"refreshed {instance.name} {where}: pre-refresh in {old.revision}, its SNAP_DATA "
+        f"copied to {target.revision}, post-refresh and configure in {target.revision}; "
+        f"refresh.retain={state.retain} discarded {_names(discarded)} (snapstate.go doInstall)",
+        discarded,
+    )
+
+
+def _not_installed(state: SnapdState, instance: str, exit_code: int = 1) -> Outcome:
+    return _refused(
+        state,
+        "not-installed",
+        text.NOT_INSTALLED.format(_q(instance)),
+        f"refused: {instance} is not installed (snap/errors.go NotInstalledError)",
+        exit_code,
+    )
+
+
+def _local_unknown(state: SnapdState, instance: InstanceState) -> Outcome:
+    if not instance.current_revision.is_local:
+        raise ModelGap(f"{instance.name} {instance.current} comes from a store; no store here")
+    return _refused(
+        state,
+        "local-snap-unknown-to-store",
+        text.LOCAL_UNKNOWN.format(_q(instance.name)),
+        "refused: a sideloaded snap has no snap-id, so snapd cannot ask the store about it "
+        "(storehelpers.go preUpdateInfo, cmd/snap/error.go)",
+    )
+
+
+def refresh(state: SnapdState, instance: str) -> Outcome:
+    """`snap refresh NAME` for a sideloaded snap."""
+    found = state.instance(instance)
+    if found is None:
+        return _not_installed(state, instance)
+    return _local_unknown(state, found)
+
+
+def refresh_revision(state: SnapdState, instance: str, revision: str) -> Outcome:
+    """`snap refresh --revision=R NAME`: R in the sequence takes the full refresh path."""
+    check_revision(revision)
+    found = state.instance(instance)
+    if found is None:
+        return _not_installed(state, instance)
+    target = found.revision(revision)
+    if target is None:
+        # Not in the sequence: snapd asks the store (snapstate.go infoForUpdate).
+        return _local_unknown(state, found)
+    prefix = f"cannot refresh {_q(instance)}: "  # daemon/api_snaps.go errToResponse
+    if found.instance_key and not state.parallel_instances:
+        return _refused(
+            state,
+            "parallel-disabled",
+            prefix + text.PARALLEL_DISABLED,
+            "refused: refreshing an instance with a key needs experimental.parallel-instances "
+            "(snapstate.go earlyChecks)",
+        )
+    current = found.current_revision
+    if not target.epoch.can_read(current.epoch):
+        desc = "local snap" if target.is_local else f"new revision {target.revision}"
+        message = text.EPOCH_REFUSED.format(
+            name=_q(instance), desc=desc, new=target.epoch, current=current.epoch
+        )
+        return _refused(
+            state,
+            "epoch-refused",
+            prefix + message,
+            f"refused: {target.revision} (epoch {target.epoch}) cannot read the current epoch "
+            f"{current.epoch} of {current.revision}; refreshes to a present revision are "
+            "epoch-checked too (check_snap.go)",
+        )
+    return _refresh(state, found, target, is_new=False)
+
+
+# -- revert ----------------------------------------------------------------------------------------
+
+
+def revert(state: SnapdState, instance: str, revision: str | None = None) -> Outcome:
+    """`snap revert NAME [--revision=R]`: no epoch check, no refresh hooks, no copy, no GC."""
+    prefix = f"cannot revert {_q(instance)}: "  # daemon/api_snaps.go errToResponse
+    found = state.instance(instance)
+    if revision is None:
+        # snapmgr.go previousSideInfo: the entry before current in the sequence.
+        index = found.revisions.index(found.current) if found else 0
+        if found is None or index == 0:
+            return _refused(
+                state,
+                "no-revision-to-revert",
+                prefix + text.NO_REVISION_TO_REVERT,
+                "refused: no revision comes before current in the sequence (snapstate.go Revert)",
+            )
+        target = found.sequence[index - 1]
+    else:
+        check_revision(revision)
+        if found is not None and found.current == revision:
+            return _refused(
+                state,
+                "already-on-revision",
+                prefix + text.ALREADY_ON_REVISION,
+                f"refused: {revision} is already current (snapstate.go RevertToRevision)",
+            )
+        if found is None:
+            return _refused(
+                state,
+                "inactive-snap",
+                prefix + text.INACTIVE_REVERT,
+                "refused: a snap that is not installed is not active (RevertToRevision)",
+            )
+        maybe_target = found.revision(revision)
+        if maybe_target is None:
+            return _refused(
+                state,
+                "revision-not-found",
+                prefix + text.REVERT_NOT_FOUND.format(revision, _q(instance)),
+                f"refused: {revision} is not in the sequence (RevertToRevision)",
+            )
+        target = maybe_target
+    log = _HookLog(found.name)
+    reverted = replace(found, current=target.revision)
+    for hook in ("configure", "check-health"):
+        failure = log.run(target, hook)
+        reverted = log.mark(reverted)
+        if failure:
+            # The revert is undone but the hook's writes to the target's data stay.
+            return _hook_failed(
+                state.with_instance(replace(reverted, current=found.current)),
+                log,
+                failure,
+                f"{hook} failed in {target.revision} during the revert, so the revert was undone "
+                f"and {found.current} stays current; reverts copy no data",
+            )
+    return Outcome(
+        state.with_instance(reverted),
+        None,
+        tuple(log.runs),
+        f"reverted {instance} from {found.current} to {target.revision}: only current moves, "
+        "no data is copied, no pre/post-refresh hooks, no garbage collection; configure ran in "
+        "the target (snapstate.go RevertToRevision)",
+    )
+
+
+# -- remove ----------------------------------------------------------------------------------------
+
+
+def remove(
+    state: SnapdState, instance: str, revision: str | None = None, purge: bool = False
+) -> Outcome:
+    """`snap remove NAME [--revision=R] [--purge]` (snapstate.go removeTasks)."""
+    found = state.instance(instance)
+    if found is None:
+        # cmd/snap/error.go: remove treats snap-not-installed as a message, exit 0.
+        return _not_installed(state, instance, exit_code=0)
+    if revision is None:
+        return _remove_all(state, found, purge)
+    check_revision(revision)
+    several = len(found.sequence) > 1
+    only_revision_rule = state.snapd_version >= REMOVE_ONLY_REVISION_SINCE
+    if revision == found.current and (several or not only_revision_rule):
+        message = text.ACTIVE_REVISION.format(revision, _q(instance))
+        return _refused(
+            state,
+            "active-revision",
+            f"cannot remove {_q(instance)}: " + message + (text.REVERT_FIRST if several else ""),
+            f"refused: {revision} is the current revision; only inactive revisions can be "
+            "removed one by one (snapstate.go removeTasks)",
+        )
+    if found.revision(revision) is None:
+        return _refused(
+            state,
+            "revision-not-installed",
+            text.REVISION_NOT_INSTALLED.format(revision, _q(instance)),
+            f"refused: {revision} is not in the sequence; the CLI prints this and exits 0 "
+            "(snap/errors.go, cmd/snap/error.go)",
+            exit_code=0,
+        )
+    if not several:
+        return _remove_all(state, found, purge, how=f"--revision={revision} of the only revision")
+    return Outcome(
+        state.with_instance(_without(found, [revision])),
+        None,
+        (),
+        f"removed inactive revision {revision} of {instance} and its data; no hooks run and no "
+        "snapshot is taken for a single revision (snapstate.go removeInactiveRevision)",
+        (revision,),
+    )
+
+
+def _remove_all(
+    state: SnapdState, instance: InstanceState, purge: bool, how: str = "a full remove"
+) -> Outcome:
+    """The remove hook runs in current (failure ignored), then every revision and common go."""
+    log = _HookLog(instance.name)
+    log.run(instance.current_revision, "remove")  # IgnoreError: hookstate/hooks.go
+    others = [rev for rev in reversed(instance.revisions) if rev != instance.current]
+    snapshot = "no snapshot (--purge)" if purge else "an automatic snapshot"
+    return Outcome(
+        state.without_instance(instance.name),
+        None,
+        tuple(log.runs),
+        f"{how} of {instance.name}: the remove hook runs in {instance.current} and its failure "
+        f"is ignored, {snapshot}, then every revision's data and SNAP_COMMON go "
+        "(snapstate.go removeTasks)",
+        (*others, instance.current),
+    )
+
+
+# -- configuration and the fixture app -------------------------------------------------------------
+
+
+def set_config(state: SnapdState, key: str, value: str) -> Outcome:
+    """`snap set system KEY=VALUE` for refresh.retain and experimental.parallel-instances."""
+    seen = text.cli_config_text(value)
+    if key == "refresh.retain":
+        if seen is None or seen == "":
+            return Outcome(
+                replace(state, retain=DEFAULT_RETAIN),
+                None,
+                (),
+                "refresh.retain unset: the classic default 2 applies (snapstate.go refreshRetain)",
+            )
+        number = text.parse_go_uint8(seen)
+        if number is None or not RETAIN_RANGE[0] <= number <= RETAIN_RANGE[1]:
+            return _refused(
+                state,
+                "invalid-retain",
+                text.system_config_error(text.RETAIN_RANGE.format(_q(seen))),
+                f"refused: refresh.retain {seen!r} is not a number in 2..20; configcore checks "
+                "it in the hijacked configure hook of core (configcore/refresh.go)",
+            )
+        return Outcome(
+            replace(state, retain=number),
+            None,
+            (),
+            f"refresh.retain is now {number}; nothing is removed until the next refresh",
+        )
+    if key == "experimental.parallel-instances":
+        if seen not in (None, "", "true", "false"):
+            return _refused(
+                state,
+                "invalid-flag-value",
+                text.system_config_error(text.BOOL_FLAG.format(key)),
+                f"refused: {key} takes only true or false (configcore/corecfg.go)",
+            )
+        enabled = seen == "true"
+        return Outcome(
+            replace(state, parallel_instances=enabled),
+            None,
+            (),
+            f"{key} is now {str(enabled).lower()}; installed instances are not touched",
+        )
+    raise ModelGap(f"the model does not know the system option {key!r}")
+
+
+def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
+    """`snap run INSTANCE.mark MARKER`: the app writes MARKER to SNAP_DATA and SNAP_COMMON."""
+    if not _MARKER.fullmatch(marker):
+        raise ValueError(f"marker {marker!r} must be a plain file name")
+    found = state.instance(instance)
+    if found is None:
+        return _refused(
+            state,
+            "not-installed",
+            text.RUN_NOT_INSTALLED.format(name=instance),
+            f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo; "
+            "a prediction)",
+        )
+    data = dict(found.data)
+    data[found.current] = data[found.current] | {marker}
+    updated = replace(found, data=tuple(data.items()), common=found.common | {marker})
+    return Outcome(
+        state.with_instance(updated),
+        None,
+        (),
+        f"the app wrote {marker} into {found.current}'s SNAP_DATA and into SNAP_COMMON",
+    )

@@ -1,0 +1,255 @@
+"""The model's data: snap files, revisions, instances, one machine's snapd state, outcomes.
+
+All frozen and hashable, so states can be compared, deduplicated and used as keys. The
+operations that move between states live in `snapconform.model.snapd`, which re-exports the
+API names; import from there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from snapconform.model.epoch import Epoch
+
+__all__ = [
+    "DEFAULT_RETAIN",
+    "LOCAL_REVISION",
+    "STORE_REVISION",
+    "ExpectedError",
+    "HookPlan",
+    "HookRun",
+    "InstanceState",
+    "ModelGap",
+    "Outcome",
+    "RevisionState",
+    "SnapFile",
+    "SnapdState",
+    "check_revision",
+    "describe",
+    "new_state",
+]
+
+# refresh.retain when unset: 2 on classic systems (overlord/snapstate/snapstate.go refreshRetain).
+DEFAULT_RETAIN = 2
+
+LOCAL_REVISION = re.compile(r"x([1-9][0-9]*)")
+STORE_REVISION = re.compile(r"[1-9][0-9]*")
+
+
+class ModelGap(ValueError):
+    """A request the model cannot answer (e.g. it needs the store); not a snapd verdict."""
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """A hook inside a snap file (meta/hooks/NAME)."""
+
+    name: str  # install, configure, pre-refresh, post-refresh, remove (check-health optional)
+    fails_with: str | None = None  # None: exits 0; else prints this text on stderr and exits 1
+    # A file the hook creates in its revision's SNAP_DATA and in SNAP_COMMON before it exits
+    # (a "migration" whose fate through copies and rollbacks the suites follow).
+    marker: str | None = None
+
+
+def _find_hook(hooks: tuple[HookPlan, ...], name: str) -> HookPlan | None:
+    return next((hook for hook in hooks if hook.name == name), None)
+
+
+def _check_hooks(hooks: Iterable[HookPlan], owner: str) -> tuple[HookPlan, ...]:
+    hooks = tuple(hooks)
+    names = [hook.name for hook in hooks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{owner}: a hook is listed twice in {names}")
+    return hooks
+
+
+@dataclass(frozen=True)
+class SnapFile:
+    """A .snap built from this description (type: app, no base:, one app `mark`)."""
+
+    name: str
+    version: str
+    epoch_yaml: str | None = None  # literal text after `epoch: ` in snap.yaml; None = no key
+    hooks: tuple[HookPlan, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hooks", _check_hooks(self.hooks, "SnapFile.hooks"))
+
+    def hook(self, name: str) -> HookPlan | None:
+        return _find_hook(self.hooks, name)
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    """One revision in an instance's sequence, with what its snap file holds."""
+
+    revision: str  # "x1", "x2", or a store revision such as "5"
+    epoch: Epoch
+    version: str
+    hooks: tuple[HookPlan, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_revision(self.revision)
+        object.__setattr__(self, "hooks", _check_hooks(self.hooks, "RevisionState.hooks"))
+
+    def hook(self, name: str) -> HookPlan | None:
+        return _find_hook(self.hooks, name)
+
+    @property
+    def is_local(self) -> bool:
+        return self.revision.startswith("x")
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    """One installed instance: its ordered sequence, current revision, and data markers.
+
+    ``data`` holds, per revision in the sequence, the marker files in that revision's SNAP_DATA
+    (kept in sequence order whatever order it was given in); ``common`` those in SNAP_COMMON.
+    """
+
+    name: str  # instance name: NAME or NAME_KEY
+    snap_name: str
+    sequence: tuple[RevisionState, ...]
+    current: str
+    data: tuple[tuple[str, frozenset[str]], ...]
+    common: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        sequence = tuple(self.sequence)
+        revisions = [entry.revision for entry in sequence]
+        if not sequence:
+            raise ValueError(f"{self.name}: an installed instance has at least one revision")
+        if len(set(revisions)) != len(revisions):
+            raise ValueError(f"{self.name}: revision listed twice in {revisions}")
+        if self.current not in revisions:
+            raise ValueError(f"{self.name}: current {self.current} not in {revisions}")
+        data = {revision: frozenset(markers) for revision, markers in self.data}
+        if len(data) != len(self.data) or set(data) != set(revisions):
+            raise ValueError(f"{self.name}: data must name each of {revisions} once")
+        if self.name != self.snap_name and not self.name.startswith(self.snap_name + "_"):
+            raise ValueError(f"instance {self.name!r} is not an instance of {self.snap_name!r}")
+        object.__setattr__(self, "sequence", sequence)
+        object.__setattr__(self, "data", tuple((rev, data[rev]) for rev in revisions))
+        object.__setattr__(self, "common", frozenset(self.common))
+
+    @property
+    def revisions(self) -> tuple[str, ...]:
+        return tuple(entry.revision for entry in self.sequence)
+
+    @property
+    def instance_key(self) -> str:
+        return self.name.partition("_")[2]
+
+    @property
+    def current_revision(self) -> RevisionState:
+        revision = self.revision(self.current)
+        assert revision is not None  # __post_init__ checked it
+        return revision
+
+    def revision(self, revision: str) -> RevisionState | None:
+        return next((entry for entry in self.sequence if entry.revision == revision), None)
+
+    def data_of(self, revision: str) -> frozenset[str]:
+        for name, markers in self.data:
+            if name == revision:
+                return markers
+        raise KeyError(f"{self.name} has no revision {revision}")
+
+
+@dataclass(frozen=True)
+class SnapdState:
+    """Everything the model tracks of one machine's snapd."""
+
+    snapd_version: tuple[int, int] = (2, 57)
+    retain: int = DEFAULT_RETAIN
+    parallel_instances: bool = False
+    instances: tuple[InstanceState, ...] = ()
+
+    def __post_init__(self) -> None:
+        instances = tuple(sorted(self.instances, key=lambda inst: inst.name))
+        names = [inst.name for inst in instances]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instance listed twice in {names}")
+        object.__setattr__(self, "instances", instances)
+
+    def instance(self, name: str) -> InstanceState | None:
+        return next((inst for inst in self.instances if inst.name == name), None)
+
+    def with_instance(self, instance: InstanceState) -> SnapdState:
+        others = tuple(inst for inst in self.instances if inst.name != instance.name)
+        return replace(self, instances=(*others, instance))
+
+    def without_instance(self, name: str) -> SnapdState:
+        return replace(self, instances=tuple(i for i in self.instances if i.name != name))
+
+
+@dataclass(frozen=True)
+class HookRun:
+    instance: str
+    hook: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class ExpectedError:
+    """What snapd's CLI prints after "error: " (compare whitespace-normalised: the CLI wraps).
+
+    ``exit_code`` is 1 except where the CLI prints the message and still exits 0
+    (cmd/snap/error.go: `snap remove` of something not installed is not an error).
+    """
+
+    kind: str
+    message: str
+    exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: SnapdState
+    error: ExpectedError | None
+    hooks_run: tuple[HookRun, ...]
+    why: str
+    # Revisions whose files and SNAP_DATA this operation deleted for good (GC, remove), in the
+    # order snapd schedules them. A rolled-back new revision is not listed: it never stayed.
+    discarded: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def new_state(snapd_version: tuple[int, int] = (2, 57)) -> SnapdState:
+    """A machine with nothing installed and snapd's defaults (classic: retain 2)."""
+    return SnapdState(snapd_version=snapd_version)
+
+
+def check_revision(revision: str) -> str:
+    if not (LOCAL_REVISION.fullmatch(revision) or STORE_REVISION.fullmatch(revision)):
+        raise ValueError(f"revision {revision!r} is neither xN nor N")
+    return revision
+
+
+def describe(state: SnapdState) -> str:
+    """A few readable lines: settings, then each instance's sequence with data markers."""
+    version = ".".join(map(str, state.snapd_version))
+    parallel = "on" if state.parallel_instances else "off"
+    lines = [f"snapd {version}, refresh.retain={state.retain}, parallel-instances {parallel}"]
+    if not state.instances:
+        lines.append("  (nothing installed)")
+    for inst in state.instances:
+        lines.append(f"  {inst.name} (snap {inst.snap_name}), current {inst.current}")
+        for entry in inst.sequence:
+            mark = "*" if entry.revision == inst.current else " "
+            markers = ",".join(sorted(inst.data_of(entry.revision))) or "-"
+            hooks = ",".join(
+                hook.name + ("!" if hook.fails_with is not None else "") for hook in entry.hooks
+            )
+            lines.append(
+                f"   {mark}{entry.revision} epoch {entry.epoch} version {entry.version} "
+                f"hooks [{hooks}] data [{markers}]"
+            )
+        lines.append(f"    common [{','.join(sorted(inst.common)) or '-'}]")
+    return "\n".join(lines)
