@@ -51,7 +51,7 @@ def test_parse_observation_keeps_sequence_order_and_missing_dirs():
                     },
                 ],
                 "common": ["m"],
-                "data_dirs": ["common", "current", "x1", "x2"],
+                "data_dirs": ["common", "current", "x1", "x2", "x1.old"],
             },
             {"name": "sc-b", "revisions": [], "common": None, "data_dirs": None},
         ],
@@ -73,6 +73,8 @@ def test_parse_observation_keeps_sequence_order_and_missing_dirs():
     assert a.sequence == ("x2", "x1") and a.current == "x1"
     assert a.revision("x2").epoch_yaml == "1*" and a.revision("x1").epoch_yaml is None
     assert a.revision("x1").data is None and a.revision("x2").data == frozenset({"m"})
+    assert a.data_dirs == frozenset({"common", "current", "x1", "x2"})
+    assert a.trash == frozenset({"x1.old"})
     assert not seen.instance("sc-b").installed and seen.instance("sc-b").data_dirs == frozenset()
     assert seen.hooks == (HookLogLine("sc-a", "install", "x1", "/var/snap/sc-a/x1", "1"),)
     assert seen.changes[0].id == 7 and seen.last_change == 7

@@ -19,6 +19,7 @@ from snapconform.harness.fixtures import HOOK_LOG_PATH, HOST_WORK_DIR
 from snapconform.harness.shell import Shell
 
 OBSERVER_PATH = str(HOST_WORK_DIR / "observe.py")
+TRASH_SUFFIX = ".old"
 
 
 class ObservationError(RuntimeError):
@@ -39,7 +40,11 @@ class InstanceObservation:
     name: str
     revisions: tuple[RevisionObservation, ...]  # snapd's sequence order
     common: frozenset[str] | None
-    data_dirs: frozenset[str]  # every entry under /var/snap/INSTANCE (leftovers show here)
+    data_dirs: frozenset[str]  # entries under /var/snap/INSTANCE but trash (leftovers show here)
+    # REV.old: a revision's data trashed by a refresh onto that revision. snapd deletes it in
+    # the copy-snap-data task's cleanup handler, which runs on the state engine's next ensure
+    # pass, not when the change ends (handlers.go cleanupCopySnapData): seen, not compared.
+    trash: frozenset[str] = frozenset()
 
     @property
     def installed(self) -> bool:
@@ -136,11 +141,14 @@ def parse_observation(document: dict[str, Any]) -> Observation:
             )
             for rev in raw.get("revisions", [])
         )
+        entries = frozenset(raw.get("data_dirs") or ())
+        trash = frozenset(entry for entry in entries if entry.endswith(TRASH_SUFFIX))
         instances[raw["name"]] = InstanceObservation(
             name=raw["name"],
             revisions=revisions,
             common=None if raw.get("common") is None else frozenset(raw["common"]),
-            data_dirs=frozenset(raw.get("data_dirs") or ()),
+            data_dirs=entries - trash,
+            trash=trash,
         )
     hooks = tuple(HookLogLine.parse(line) for line in document.get("hook_log", []) if line)
     changes = tuple(

@@ -58,6 +58,7 @@ USERNS_PACKAGES = ("squashfuse", "fuse3")  # snapd mounts snaps with squashfuse 
 HOLD_DAYS = 89
 HOLD_MARGIN = datetime.timedelta(days=7)
 
+SUPERSEDED_KEEP_SECONDS = 24 * 3600
 BUILD_BOOT_TIMEOUT = 300.0
 POWEROFF_TIMEOUT = 30.0
 
@@ -107,6 +108,14 @@ ExecStart=/bin/mount --rbind /dev /dev
 WantedBy=sysinit.target
 """
 
+MASKED_TIMERS = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+)
+
 _HOSTS = """\
 127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -141,6 +150,9 @@ def tweak_links(mode: str) -> dict[str, str]:
             "/etc/systemd/system/snapconform-freezer-rw.service"
         ),
     }
+    # Maintenance jobs that would only fail offline or add CPU noise mid-run.
+    for timer in MASKED_TIMERS:
+        links[f"etc/systemd/system/{timer}"] = "/dev/null"
     if mode == "userns":
         links["etc/systemd/system/sysinit.target.wants/snapconform-rebind.service"] = (
             "/etc/systemd/system/snapconform-rebind.service"
@@ -314,13 +326,21 @@ def ensure_image(
 
 
 def _prune_superseded(images: Path, recipe: ImageRecipe) -> None:
-    """Remove older entries of the same release and mode that no running container uses."""
+    """Remove entries of the same release and mode that an older recipe built a day or more
+    ago and that no running container uses (a process still on an older recipe keeps its
+    entry for a day)."""
     in_use = set()
     with contextlib.suppress(OSError):
         for record in Path("/run/snapconform").glob("*/tree"):
             in_use.add(record.read_text().strip())
     for old in images.glob(f"{recipe.release}-{recipe.mode}-*"):
         if old.name == recipe.key or str(old / "rootfs") in in_use:
+            continue
+        try:
+            age = time.time() - (old / "meta.json").stat().st_mtime
+        except OSError:
+            age = SUPERSEDED_KEEP_SECONDS
+        if age < SUPERSEDED_KEEP_SECONDS:
             continue
         progress(f"removing superseded image {old.name}")
         retired = images / f".retired-{old.name}-{os.getpid()}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -36,6 +37,7 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/
 LOOP_DEVICES_MIN = 64
 BOOT_TIMEOUT = 120.0
 KILL_TIMEOUT = 15.0
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOWER_PROBE = "usr/lib/snapd/info"  # a regular file every golden tree has
 
 # executable -> Debian package, for the controller
@@ -362,7 +364,7 @@ class NspawnContainer:
             "--keep-unit",  # without a systemd host, nspawn otherwise wants the system bus
             "--capability=all",
             "--private-network",
-            "--console=passive",
+            "--console=read-only",  # the console goes to console.log, for boot errors
             "--resolv-conf=off",
             "--link-journal=no",
             "--timezone=off",
@@ -398,7 +400,7 @@ class NspawnContainer:
         while time.monotonic() < deadline:
             if not self.alive():
                 raise HostError("the container died during boot:\n" + self.console_tail())
-            remaining = max(1.0, deadline - time.monotonic())
+            remaining = max(0.2, deadline - time.monotonic())
             done = self.run("snap wait system seed.loaded", timeout=remaining)
             if done.returncode == 0:
                 return
@@ -524,7 +526,7 @@ class NspawnContainer:
             text = (self.state / "console.log").read_bytes().decode(errors="replace")
         except OSError:
             return "(no console output)"
-        text = text.replace("\r", "")
+        text = ANSI_ESCAPE.sub("", text.replace("\r", ""))
         return "\n".join(text.splitlines()[-lines:]) or "(no console output)"
 
 
@@ -653,7 +655,7 @@ class NspawnHost(Host):
 
         for action in sweep():
             print(f"snapconform: cleanup of a killed run: {action}", file=sys.stderr)
-        if self.image is None:
+        if self.image is None or not self.image.rootfs.is_dir():
             self.image = golden.ensure_image(self.recipe, self.cache_dir, self.requested_cpu)
         container = NspawnContainer(self.image.rootfs, mode=self.mode, cpu=self.requested_cpu)
         self.container = container
