@@ -38,7 +38,7 @@ installed_epochs = st.sampled_from([None, "1", "2*", "{read: [1, 3], write: [3]}
 
 @given(installed=installed_epochs, text=epoch_texts)
 def test_epoch_text_over_a_known_epoch(host_session, installed, text):
-    run = ConformanceRun(host_session, inherit_config=True)
+    run = ConformanceRun(host_session)
     name = names.fresh()
     run.step(InstallFile(SnapFile(name, "1.0", epoch_yaml=installed)))
     try:

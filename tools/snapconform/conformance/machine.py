@@ -2,9 +2,8 @@
 
 Each rule performs one operation through ConformanceRun.step, which predicts it with the model,
 performs it on real snapd, observes and compares; a mismatch raises Divergence and Hypothesis
-shrinks the sequence. Every example uses snap names never used on the host before, so examples
-are independent without a reset; system settings an earlier example left are inherited into the
-model's starting state.
+shrinks the sequence. Every example uses snap names never used on the host before and starts
+from snapd's default system settings, so examples are independent without a host reset.
 """
 
 from __future__ import annotations
@@ -75,6 +74,7 @@ class FailureRecorder:
     first: Path | None = None
     last: Path | None = None
     failures: int = 0
+    steps: int = 0
     labels: dict[str, int] = field(default_factory=dict)
 
     def record(self, run: ConformanceRun) -> None:
@@ -112,7 +112,7 @@ class SnapdMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.run = ConformanceRun(self.session, inherit_config=True)
+        self.run = ConformanceRun(self.session)
         self.name = self.names.fresh()
         self.parallel_name = f"{self.name}_{INSTANCE_KEY}"
         self.used_revisions: dict[str, set[str]] = {}
@@ -147,6 +147,7 @@ class SnapdMachine(RuleBasedStateMachine):
     def do(self, operation: Operation) -> None:
         before = self.state
         note(f"step {len(self.run.history) + 1}: {operation}")
+        self.recorder.steps += 1
         try:
             record = self.run.step(operation)
         except (Divergence, HostFaultVerdict):
@@ -199,11 +200,18 @@ class SnapdMachine(RuleBasedStateMachine):
         record = self.run.history[-1]
         return record.operation.get("op") and _kind_of(record.expected_error)
 
+    def any_installed(self) -> bool:
+        return any(self.installed(name) is not None for name in self.instance_names())
+
+    def any_missing(self) -> bool:
+        return any(self.installed(name) is None for name in self.instance_names())
+
     # -- rules -----------------------------------------------------------------------------
     @initialize()
     def start(self) -> None:
-        note(f"snap name {self.name}; starting settings {self.session.config or 'defaults'}")
+        note(f"snap name {self.name}")
 
+    @precondition(lambda self: self.any_missing())
     @rule(
         index=st.integers(0, 1),
         version=st.sampled_from(VERSIONS),
@@ -212,11 +220,11 @@ class SnapdMachine(RuleBasedStateMachine):
     )
     def install_fresh(self, index: int, version: str, epoch: str | None, hooks: Any) -> None:
         instance = self.pick_instance(index, installed=False)
-        if instance is None:
-            return
+        assert instance is not None
         name = None if instance == self.name else instance
         self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
 
+    @precondition(lambda self: self.any_installed())
     @rule(
         index=st.integers(0, 1),
         version=st.sampled_from(VERSIONS),
@@ -225,41 +233,40 @@ class SnapdMachine(RuleBasedStateMachine):
     )
     def refresh_local_file(self, index: int, version: str, epoch: str | None, hooks: Any) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         name = None if instance == self.name else instance
         self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
 
+    @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
     def refresh_to_revision(self, index: int, choice: int) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         sequence = self.installed(instance).sequence  # type: ignore[union-attr]
         self.do(Refresh(instance, sequence[choice % len(sequence)].revision))
 
+    @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), choice=st.one_of(st.none(), st.integers(0, 20)))
     def revert(self, index: int, choice: int | None) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         sequence = self.installed(instance).sequence  # type: ignore[union-attr]
         revision = None if choice is None else sequence[choice % len(sequence)].revision
         self.do(Revert(instance, revision))
 
+    @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
     def remove_revision(self, index: int, choice: int) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         sequence = self.installed(instance).sequence  # type: ignore[union-attr]
         self.do(Remove(instance, sequence[choice % len(sequence)].revision))
 
+    @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), purge=st.booleans())
     def remove(self, index: int, purge: bool) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         self.do(Remove(instance, purge=purge))
 
     @rule(value=st.sampled_from(("2", "3", "1", "21", "two")))
@@ -271,11 +278,11 @@ class SnapdMachine(RuleBasedStateMachine):
     def enable_parallel_instances(self) -> None:
         self.do(SetSystem("experimental.parallel-instances", "true"))
 
+    @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), marker=st.sampled_from(("m1", "m2", "m3")))
     def run_app(self, index: int, marker: str) -> None:
         instance = self.pick_instance(index, installed=True)
-        if instance is None:
-            return
+        assert instance is not None
         self.do(RunApp(instance, marker))
 
     def teardown(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +113,9 @@ class HostSession:
         self.observer: Observer | None = None
         self.snapd_version_text = ""
         self.snapd_version: tuple[int, int] = (0, 0)
-        # System settings runs changed on this host (key -> value): a run that needs snapd's
-        # defaults gets a reset; a state-machine example inherits them into its model state.
+        # System settings runs changed on this host (key -> value); the next run unsets them so
+        # that every run starts from snapd's defaults (Hypothesis needs each example to start
+        # from the same state, and scenarios assume the defaults).
         self.config: dict[str, str] = {}
         self.broken = False  # a host fault happened: restart before the next run
         self.started = False
@@ -152,12 +154,21 @@ class HostSession:
         self.config = {}
         self.attach()
 
-    def prepare_run(self, *, inherit_config: bool = False) -> None:
-        """Before a run: a host that is pristine for the names the run will use (and, unless the
-        run inherits them, with snapd's default system settings)."""
+    def prepare_run(self) -> None:
+        """Before a run: snapd's default system settings, and a host that answers. Runs use
+        snap names never used on the host, so other leftovers cannot touch them."""
         self.start()
-        if self.broken or not self.host.alive() or (self.config and not inherit_config):
+        if self.broken or not self.host.alive():
             self.reset()
+        if self.config:
+            assert self.shell is not None
+            keys = " ".join(shlex.quote(key) for key in sorted(self.config))
+            if self.shell.run(f"snap unset system {keys}", timeout=120).exit_code != 0:
+                self.reset()
+            self.config = {}
+        assert self.observer is not None
+        # Hook lines from whatever ran before (a previous run's clean-up) are not this run's.
+        self.observer.observe([], consume_hooks=True)
 
     def stop(self) -> None:
         if self.shell is not None:
@@ -204,17 +215,13 @@ class ConformanceRun:
         session: HostSession,
         *,
         stop_on_divergence: bool = True,
-        inherit_config: bool = False,
     ) -> None:
-        session.prepare_run(inherit_config=inherit_config)
+        session.prepare_run()
         assert session.client is not None and session.observer is not None
         self.session = session
         self.client: SnapClient = session.client
         self.observer: Observer = session.observer
-        state = model.new_state(snapd_version=session.snapd_version)
-        for key, value in session.config.items():
-            state = model.set_config(state, key, value).state
-        self.state: model.SnapdState = state
+        self.state: model.SnapdState = model.new_state(snapd_version=session.snapd_version)
         self.history: list[StepRecord] = []
         self.known_instances: list[str] = []
         self.stop_on_divergence = stop_on_divergence

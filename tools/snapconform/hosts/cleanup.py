@@ -6,7 +6,7 @@ so a reused PID is never touched), cgroups, loop devices backed by its overlay, 
 removed. Nothing without such a record is touched, except cgroups under our own group name and
 unfinished image builds no builder holds a lock on.
 
-    python -m snapconform.hosts.cleanup [--force] [--cache-dir DIR]
+    python -m snapconform.hosts.cleanup [--force] [--prune-images] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -192,11 +192,18 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="also remove containers whose owner still runs"
     )
     parser.add_argument("--cache-dir", type=Path, default=None, help="image cache to check")
+    parser.add_argument(
+        "--prune-images",
+        action="store_true",
+        help="also remove cached golden images of older recipes that no container uses",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("cleanup needs root (it kills containers and detaches loop devices)")
         return 2
     actions = sweep(force=args.force, cache_dir=args.cache_dir)
+    if args.prune_images:
+        actions += golden.prune_images(args.cache_dir)
     for action in actions:
         print(action)
     if not actions:

@@ -315,7 +315,9 @@ def ensure_image(
                 entry.rename(retired)
                 shutil.rmtree(retired, ignore_errors=True)
             build_dir.rename(entry)
-            _prune_superseded(images, recipe)
+            # A process still on an older recipe keeps its entry for a day.
+            for action in prune_images(cache_dir, SUPERSEDED_KEEP_SECONDS, only=recipe):
+                progress(action)
         finally:
             if build_dir.exists():
                 shutil.rmtree(build_dir, ignore_errors=True)
@@ -325,28 +327,34 @@ def ensure_image(
     return image
 
 
-def _prune_superseded(images: Path, recipe: ImageRecipe) -> None:
-    """Remove entries of the same release and mode that an older recipe built a day or more
-    ago and that no running container uses (a process still on an older recipe keeps its
-    entry for a day)."""
+def prune_images(
+    cache_dir: Path | None = None, min_age: float = 0.0, only: ImageRecipe | None = None
+) -> list[str]:
+    """Remove image entries an older recipe built (at least ``min_age`` seconds ago) that no
+    running container uses; with ``only``, just that release and mode. Returns what it did."""
+    images = cache_root(cache_dir) / "images"
+    current = {ImageRecipe(r, m).key for r in RELEASES for m in MODES}
     in_use = set()
     with contextlib.suppress(OSError):
         for record in Path("/run/snapconform").glob("*/tree"):
             in_use.add(record.read_text().strip())
-    for old in images.glob(f"{recipe.release}-{recipe.mode}-*"):
-        if old.name == recipe.key or str(old / "rootfs") in in_use:
+    pattern = f"{only.release}-{only.mode}-*" if only else "*-*-*"
+    actions = []
+    for old in sorted(images.glob(pattern)) if images.is_dir() else []:
+        if old.name.startswith(".") or old.name in current or str(old / "rootfs") in in_use:
             continue
         try:
             age = time.time() - (old / "meta.json").stat().st_mtime
         except OSError:
-            age = SUPERSEDED_KEEP_SECONDS
-        if age < SUPERSEDED_KEEP_SECONDS:
+            age = min_age
+        if age < min_age:
             continue
-        progress(f"removing superseded image {old.name}")
         retired = images / f".retired-{old.name}-{os.getpid()}"
         old.rename(retired)
         shutil.rmtree(retired, ignore_errors=True)
         (images / f".{old.name}.lock").unlink(missing_ok=True)
+        actions.append(f"removed superseded image {old.name}")
+    return actions
 
 
 def _build(recipe: ImageRecipe, build_dir: Path, cpu: int | None) -> None:
