@@ -176,3 +176,18 @@ def test_busybox_applet_list() -> None:
         "usr/bin/awk",
         "sbin/ip",
     ]
+
+
+def test_missing_tools_are_named_with_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no tools on PATH (apt-get included) nothing can be installed: the error says what to do.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(HostUnavailable) as caught:
+        nspawn.ensure_controller_tools("nspawn://bookworm")
+    message = str(caught.value)
+    assert message.startswith("nspawn://bookworm needs ")
+    for tool in ("mksquashfs", "mmdebstrap", "systemd-nspawn"):
+        assert tool in message
+    assert "apt-get install -y --no-install-recommends" in message
+    assert "mmdebstrap squashfs-tools systemd-container" in message

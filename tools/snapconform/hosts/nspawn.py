@@ -252,6 +252,9 @@ class NspawnContainer:
 
     def __init__(self, tree: Path, *, mode: str, cpu: int | None, overlay: bool = True) -> None:
         self.tree = Path(tree)
+        if overlay and any(mark in str(self.tree) for mark in ",:"):
+            # overlayfs takes its layers as a comma- and colon-separated option string.
+            raise HostError(f"cannot overlay {self.tree}: its path holds ',' or ':'")
         self.mode = mode
         self.cpu = choose_cpu() if cpu is None else cpu
         self.overlay = overlay
@@ -287,8 +290,15 @@ class NspawnContainer:
         if self.mode == "userns":
             env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
         try:
+            # A session of its own: a terminal's Ctrl-C reaches this process, which cleans up,
+            # and never the container directly.
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=env
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         finally:
             console.close()
@@ -439,12 +449,17 @@ class NspawnContainer:
         if self.pid1 is not None and same_process(self.pid1, self._recorded_start("pid1")):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid1, signal.SIGKILL)
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
             try:
-                self.process.wait(timeout=KILL_TIMEOUT)
+                self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=KILL_TIMEOUT)
+                # No PID 1 yet, or nspawn lingers: the supervisor's trap kills the cgroup.
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=KILL_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=KILL_TIMEOUT)
         # Local import: cleanup imports this module for its record format.
         from snapconform.hosts.cleanup import remove_record
 
