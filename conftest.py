@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,11 @@ _common = {
 }
 _database = DirectoryBasedExampleDatabase(str(cache_root() / "hypothesis"))
 settings.register_profile(
-    "dev", max_examples=10, stateful_step_count=12, database=_database, **_common
+    "dev", max_examples=10, stateful_step_count=20, database=_database, **_common
 )
 # ci: derandomized (the same examples on every run), so it has no example database.
 settings.register_profile(
-    "ci", max_examples=12, stateful_step_count=15, derandomize=True, database=None, **_common
+    "ci", max_examples=10, stateful_step_count=25, derandomize=True, database=None, **_common
 )
 settings.register_profile(
     "nightly", max_examples=300, stateful_step_count=40, database=_database, **_common
@@ -69,6 +70,12 @@ def host_url(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
+def configured_host_url(pytestconfig: pytest.Config) -> str:
+    """The host URL this run drives (--host, --snapd-release, $SNAPCONFORM_HOST or the default)."""
+    return host_url(pytestconfig)
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir(pytestconfig: pytest.Config) -> Path:
     path = Path(pytestconfig.getoption("--artifacts")).resolve()
     path.mkdir(parents=True, exist_ok=True)
@@ -79,8 +86,10 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
 def host_session(pytestconfig: pytest.Config, artifacts_dir: Path) -> Iterator[object]:
     from snapconform.conformance.session import HostSession
     from snapconform.hosts.base import HostUnavailable
+    from snapconform.hosts.cleanup import leftovers
 
     url = host_url(pytestconfig)
+    orphans_before = set(leftovers()["orphaned_loop_devices"])
     try:
         session = HostSession(url, artifacts=artifacts_dir)
         session.start()
@@ -91,6 +100,29 @@ def host_session(pytestconfig: pytest.Config, artifacts_dir: Path) -> Iterator[o
         yield session
     finally:
         session.stop()
+        report_leftovers(artifacts_dir, orphans_before)
+
+
+def report_leftovers(artifacts_dir: Path, orphans_before: set[str]) -> None:
+    """After the host is stopped: what this run's containers left (artifacts/leftovers.json),
+    and a warning naming it if anything is left."""
+    from snapconform.hosts.cleanup import leftovers
+
+    found = leftovers()
+    found["orphaned_loop_devices"] = [
+        name for name in found["orphaned_loop_devices"] if name not in orphans_before
+    ]
+    report = {"owner": os.getpid(), **found}
+    (artifacts_dir / "leftovers.json").write_text(json.dumps(report, indent=2) + "\n")
+    left = [f"{kind}: {', '.join(items)}" for kind, items in found.items() if items]
+    if left:
+        warnings.warn(
+            pytest.PytestWarning(
+                "the host session left behind (see leftovers.json; "
+                "`python -m snapconform.hosts.cleanup` removes it): " + "; ".join(left)
+            ),
+            stacklevel=1,
+        )
 
 
 def _safe_name(nodeid: str) -> str:

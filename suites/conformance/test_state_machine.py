@@ -7,7 +7,10 @@ Coverage labels (epoch-crossing refresh, refused refresh, ...) are Hypothesis ev
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import Phase, settings
 
 from snapconform.conformance.machine import FailureRecorder, SnapdMachine
 
@@ -15,13 +18,23 @@ pytestmark = pytest.mark.conformance
 
 
 class TestSnapdFollowsTheModel(SnapdMachine.TestCase):
+    # Each example costs seconds of real snapd, so Hypothesis's own shrinker (a fixed
+    # five-minute budget) gets through few candidates; outside nightly runs our replay
+    # shrinker (snapconform.conformance.shrink) takes over from the first failing example.
+    settings = settings(
+        settings.default,
+        phases=settings.default.phases
+        if os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+        else [Phase.explicit, Phase.reuse, Phase.generate],
+    )
+
     @pytest.fixture(autouse=True)
     def _drive(self, request, host_session, artifacts_dir):
-        recorder = FailureRecorder(artifacts_dir / "state-machine")
+        recorder = FailureRecorder(artifacts_dir / "state-machine", session=host_session)
         SnapdMachine.configure(host_session, recorder)
         yield
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
             for path in recorder.finish():
-                print(f"\nreproducer: {path}\n{path.read_text()}")
+                print(f"\n==> {path}\n{path.read_text()}")
         print(f"\n{recorder.steps} steps checked against the model; labels: {recorder.labels}")

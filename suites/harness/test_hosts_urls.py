@@ -57,6 +57,16 @@ def test_ssh_argv_and_options(tmp_path: Path) -> None:
     assert one_shot[-1] == "bash --noprofile --norc -c 'echo '\"'\"'a b'\"'\"'; snap list'"
 
 
+def test_ssh_proxy_command_reaches_both_shell_and_one_shot_commands() -> None:
+    proxy = "nsenter --target 42 --net --mount -- /bin/busybox nc 127.0.0.1 22"
+    host = open_host("ssh://root@127.0.0.1:22", proxy_command=proxy)
+    assert isinstance(host, SshHost)
+    for argv in (host.shell_argv(), host.command_argv("true")):
+        assert argv[argv.index(f"ProxyCommand={proxy}") - 1] == "-o"
+    assert host.describe()["proxy"] == proxy
+    assert not any(arg.startswith("ProxyCommand=") for arg in open_host("ssh://vm").shell_argv())
+
+
 def test_ssh_non_root_user_gets_sudo() -> None:
     host = open_host("ssh://ubuntu@vm")
     assert isinstance(host, SshHost)

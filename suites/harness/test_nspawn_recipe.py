@@ -88,6 +88,15 @@ def test_packages_and_apt_options() -> None:
     assert sid.aptopts == ('Acquire::Check-Valid-Until "false"',)
 
 
+def test_sshd_is_installed_but_never_started_at_boot() -> None:
+    # suites/conformance/test_remote_hosts.py starts its own sshd, on loopback only.
+    for recipe in (image.ImageRecipe("bookworm", "privileged"), image.ImageRecipe("sid", "userns")):
+        assert {"openssh-server", "python3-pexpect", "python3-yaml"} <= set(recipe.packages)
+        links = image.tweak_links(recipe.mode)
+        assert links["etc/systemd/system/ssh.service"] == "/dev/null"
+        assert links["etc/systemd/system/ssh.socket"] == "/dev/null"
+
+
 def test_tweaks_are_config_only(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--identity", type=Path, help="ssh:// only: private key file")
     check.add_argument("--known-hosts", type=Path, help="ssh:// only: known_hosts file")
     check.add_argument(
+        "--proxy-command", help="ssh:// only: an ssh ProxyCommand to reach the host through"
+    )
+    check.add_argument(
         "--timeout", type=float, default=60.0, help="seconds for `snap version` (default 60)"
     )
     check.add_argument("--transcript", type=Path, help="append the shell transcript to this file")
@@ -45,6 +48,8 @@ def check_host(args: argparse.Namespace) -> int:
         options["identity"] = args.identity
     if args.known_hosts is not None:
         options["known_hosts"] = args.known_hosts
+    if args.proxy_command is not None:
+        options["proxy_command"] = args.proxy_command
     try:
         host = open_host(args.url, **options)
     except (ValueError, TypeError) as exc:

@@ -9,6 +9,7 @@ from snapd's default system settings, so examples are independent without a host
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ from snapconform.conformance.session import (
     HostSession,
     NameAllocator,
 )
+from snapconform.conformance.shrink import HistoryShrinker, diverging_prefix, python_program
 from snapconform.model import snapd as model
 from snapconform.model.epoch import Epoch
 
@@ -51,6 +53,9 @@ EPOCH_TEXTS = (
 )
 HOOK_NAMES = ("configure", "pre-refresh", "post-refresh", "install", "remove")
 VERSIONS = ("1.0", "2.0", "3.0")
+# How a refresh's epoch relates to the current one. Relative choices make long, successful
+# epoch walks (0 -> 1* -> 1 -> 2* -> 2) likely; "fixed" draws any form from EPOCH_TEXTS.
+EPOCH_MOVES = ("same", "same", "bridge", "next", "fixed")
 INSTANCE_KEY = "k1"
 
 hook_plans = st.lists(
@@ -58,7 +63,7 @@ hook_plans = st.lists(
         model.HookPlan,
         name=st.sampled_from(HOOK_NAMES),
         # mostly succeeding hooks; a failing one is the interesting minority
-        fails_with=st.sampled_from((None, None, None, "planned failure")),
+        fails_with=st.sampled_from((None, None, None, None, None, "planned failure")),
     ),
     max_size=3,
     unique_by=lambda hook: hook.name,
@@ -67,10 +72,12 @@ hook_plans = st.lists(
 
 @dataclass
 class FailureRecorder:
-    """Saves the first failing history (before shrinking) and the last one (the minimal one,
-    which Hypothesis replays last), with reproducers for the minimal one."""
+    """Saves the first failing history (before any shrinking) and the last one Hypothesis ran
+    (its final replay); then shrinks that by replaying sub-histories on real snapd and writes
+    the minimal one with its reproducers."""
 
     directory: Path
+    session: HostSession | None = None
     first: Path | None = None
     last: Path | None = None
     failures: int = 0
@@ -82,16 +89,38 @@ class FailureRecorder:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.first is None:
             self.first = run.save_history(self.directory / "first-failure.json")
-        self.last = run.save_history(self.directory / "minimal-failure.json")
+        self.last = run.save_history(self.directory / "hypothesis-failure.json")
 
-    def finish(self) -> list[Path]:
-        """After the test failed: reproducers for the minimal history."""
+    def finish(self, log: Callable[[str], None] = print) -> list[Path]:
+        """After the test failed: shrink, then write the minimal history and reproducers."""
         if self.last is None:
             return []
         history = json.loads(self.last.read_text(encoding="utf-8"))
-        return write_reproducers(
-            history, self.directory / "reproducer", "snapconform: minimal divergence"
-        )
+        try:
+            operations, target = diverging_prefix(history)
+        except ValueError:
+            return []  # a host fault, not a divergence: nothing to shrink
+        if self.session is not None:
+            log(f"shrinking {len(operations)} steps by replay on {self.session.url} ...")
+            result = HistoryShrinker(self.session, log=log).shrink(operations, target)
+            log(
+                f"shrunk to {len(result.operations)} steps in {result.trials} replays, "
+                f"{result.seconds:.0f} s"
+            )
+            if result.history:
+                history, operations = result.history, result.operations
+        minimal = self.directory / "minimal-failure.json"
+        minimal.write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+        program = self.directory / "reproducer" / "test_minimal.py"
+        program.parent.mkdir(parents=True, exist_ok=True)
+        program.write_text(python_program(operations), encoding="utf-8")
+        return [
+            minimal,
+            program,
+            *write_reproducers(
+                history, self.directory / "reproducer", "snapconform: minimal divergence"
+            ),
+        ]
 
     def count(self, label: str) -> None:
         self.labels[label] = self.labels.get(label, 0) + 1
@@ -138,6 +167,17 @@ class SnapdMachine(RuleBasedStateMachine):
             if (self.installed(name) is not None) == installed
         ]
         return candidates[index % len(candidates)] if candidates else None
+
+    def moved_epoch(self, instance: str, move: str, fixed: str | None) -> str | None:
+        """The epoch text a refresh of ``instance`` uses, relative to its current epoch."""
+        found = self.installed(instance)
+        if move == "fixed" or found is None:
+            return fixed
+        current = found.current_revision.epoch
+        if move == "same":
+            return current.to_yaml()
+        following = max(current.write) + 1
+        return f"{following}*" if move == "bridge" else str(following)
 
     def snap(
         self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]
@@ -207,9 +247,13 @@ class SnapdMachine(RuleBasedStateMachine):
         return any(self.installed(name) is None for name in self.instance_names())
 
     # -- rules -----------------------------------------------------------------------------
-    @initialize()
-    def start(self) -> None:
+    @initialize(
+        version=st.sampled_from(VERSIONS), epoch=st.sampled_from(EPOCH_TEXTS), hooks=hook_plans
+    )
+    def start(self, version: str, epoch: str | None, hooks: Any) -> None:
+        """Every example starts by installing its snap: the interesting rules need one."""
         note(f"snap name {self.name}")
+        self.do(InstallFile(self.snap(version, epoch, hooks)))
 
     @precondition(lambda self: self.any_missing())
     @rule(
@@ -228,14 +272,33 @@ class SnapdMachine(RuleBasedStateMachine):
     @rule(
         index=st.integers(0, 1),
         version=st.sampled_from(VERSIONS),
-        epoch=st.sampled_from(EPOCH_TEXTS),
+        move=st.sampled_from(EPOCH_MOVES),
+        fixed=st.sampled_from(EPOCH_TEXTS),
         hooks=hook_plans,
     )
-    def refresh_local_file(self, index: int, version: str, epoch: str | None, hooks: Any) -> None:
+    def refresh_local_file(
+        self, index: int, version: str, move: str, fixed: str | None, hooks: Any
+    ) -> None:
         instance = self.pick_instance(index, installed=True)
         assert instance is not None
         name = None if instance == self.name else instance
+        epoch = self.moved_epoch(instance, move, fixed)
         self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
+
+    # Local refreshes are what epochs, retain and garbage collection are about: a second rule
+    # doubles their share of the steps (Hypothesis picks among enabled rules uniformly).
+    @precondition(lambda self: self.any_installed())
+    @rule(
+        index=st.integers(0, 1),
+        version=st.sampled_from(VERSIONS),
+        move=st.sampled_from(EPOCH_MOVES),
+        fixed=st.sampled_from(EPOCH_TEXTS),
+        hooks=hook_plans,
+    )
+    def refresh_local_file_again(
+        self, index: int, version: str, move: str, fixed: str | None, hooks: Any
+    ) -> None:
+        self.refresh_local_file(index, version, move, fixed, hooks)
 
     @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), choice=st.integers(0, 20))

@@ -13,6 +13,7 @@ snap.yaml and would refuse the invalid epochs the bad-input scenarios need.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,21 +30,39 @@ from snapconform.conformance.operations import (
 from snapconform.harness.fixtures import snap_file_name, snap_tree
 from snapconform.model import snapd as model
 
-PACK = "mksquashfs {dir} {out} -noappend -comp xz -all-root -no-xattrs -no-fragments -quiet"
+PACK = "mksquashfs {dir} {out} -noappend -comp xz -all-root -no-xattrs -no-fragments >/dev/null"
 
-SHOW_SNAPD_VIEW = """show() {
-    # snapd's own view (REST API): revision:status:version of each revision in sequence order
-    for name in "$@"; do
-        curl -sS --unix-socket /run/snapd.socket \\
-            "http://localhost/v2/snaps?select=all&snaps=$name" | python3 -c '
+# Shell helpers shared by the script and the spread task: snapd's own view over its REST API,
+# the entries of a data directory, and a check that prints (and counts) a divergence.
+SHELL_HELPERS = """status=0
+snapd_view() {
+    # $1: instance; $2: revisions | current | summary
+    curl -sS --unix-socket /run/snapd.socket \\
+        "http://localhost/v2/snaps?select=all&snaps=$1" | python3 -c '
 import json, sys
-result = json.load(sys.stdin).get("result")
-if isinstance(result, list):
-    print(" ".join(s["revision"] + ":" + s["status"] + ":" + s["version"] for s in result))
+result, what = json.load(sys.stdin).get("result"), sys.argv[1]
+revs = result if isinstance(result, list) else []
+if what == "revisions":
+    print(" ".join(s["revision"] for s in revs))
+elif what == "current":
+    print(" ".join(s["revision"] for s in revs if s["status"] == "active"))
 else:
-    print("not installed")' | sed "s/^/# $name: /"
-    done
-}"""
+    print(" ".join(s["revision"] + ":" + s["status"] + ":" + s["version"] for s in revs)
+          or "not installed")' "$2"
+}
+entries() { ls -A "$1" 2>/dev/null | grep -v '[.]old$' | sort | xargs; }
+check() {
+    # $1: what; $2: expected (the model); $3: observed (snapd)
+    if [ "$2" = "$3" ]; then
+        echo "ok: $1 = '$3'"
+    else
+        echo "DIVERGES: $1: the model expects '$2', snapd has '$3'"
+        status=1
+    fi
+}
+show() { for name in "$@"; do echo "# $name: $(snapd_view "$name" summary)"; done; }"""
+
+FIELD = re.compile(r"^(?P<name>[^.\[]+)(?:\[(?P<rev>[^\]]+)\])?\.(?P<what>\w+)$")
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,55 @@ def _outcome_comments(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _words(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def _state_checks(record: dict[str, Any]) -> list[str]:
+    """A `check` line (the model's expected value against snapd's) per mismatched field that
+    a shell can observe; the others stay as the DIVERGENCE comments above the step."""
+    lines: list[str] = []
+    for mismatch in record.get("mismatches", []):
+        match = FIELD.match(mismatch["field"])
+        if not match:
+            continue
+        name, rev, what = match.group("name", "rev", "what")
+        expected = shlex.quote(_words(mismatch["expected"]))
+        quoted = shlex.quote(name)
+        observe = {
+            "sequence": f"snapd_view {quoted} revisions",
+            "current": f"snapd_view {quoted} current",
+            "common": f"entries /var/snap/{quoted}/common",
+            "data_dirs": f"entries /var/snap/{quoted}",
+            "data": f"entries /var/snap/{quoted}/{shlex.quote(rev or '')}",
+        }.get(what)
+        if observe and (what != "data" or rev):
+            label = shlex.quote(mismatch["field"])
+            lines.append(f'check {label} {expected} "$({observe})"')
+    return lines
+
+
+def _file_token(index: int) -> str:
+    # shlex leaves @ unquoted, so the token survives shlex.join and is replaced afterwards.
+    return f"@@FIXTURE{index}@@"
+
+
+def _commands(
+    steps: list[ReproStep], fixtures: dict[model.SnapFile, str], prefix: str
+) -> list[str]:
+    """Each step's command, with fixture files at PREFIX/<dir>.snap (file names are safe)."""
+    tokens = {snap: _file_token(i) for i, snap in enumerate(fixtures)}
+    commands = []
+    for step in steps:
+        command = step.operation.shell(lambda snap: tokens[snap])
+        for snap, token in tokens.items():
+            command = command.replace(token, f"{prefix}{fixtures[snap]}.snap")
+        commands.append(command)
+    return commands
+
+
 def _instances(steps: list[ReproStep]) -> list[str]:
     seen: list[str] = []
     for step in steps:
@@ -126,16 +194,18 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
     steps = load_steps(history)
     fixtures = _fixtures(steps)
     host = history.get("host", {})
+    recorded = f"{host.get('url', '?')} with {host.get('snapd', '?')}".replace("\n", " ")
     lines = [
         "#!/bin/bash",
         f"# {title}",
-        f"# Recorded on {host.get('url', '?')} with {host.get('snapd', '?')}".replace("\n", " "),
+        f"# Recorded on {recorded}",
         "# Run as root on a machine with snapd (a throwaway VM or container): it installs and",
         "# removes the snaps named below. Needs mksquashfs (squashfs-tools), curl and python3.",
+        "# Exits 1 when snapd still diverges from the model's expectation, 0 when it agrees.",
         "set -u",
         "work=$(mktemp -d)",
         'cd "$work"',
-        SHOW_SNAPD_VIEW,
+        SHELL_HELPERS,
         "",
     ]
     for snap, directory in fixtures.items():
@@ -144,19 +214,19 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
         lines.append(PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap")))
         lines.append("")
     instances = _instances(steps)
-    for step in steps:
-        command = step.operation.shell(lambda snap: f"$work/{fixtures[snap]}.snap")
+    for step, command in zip(steps, _commands(steps, fixtures, '"$work"/'), strict=True):
         lines.append(f"# step {step.record.get('step')}")
         lines += _outcome_comments(step.record)
-        lines.append(f"echo {shlex.quote('+ ' + command)}")
-        # $work must expand: the path is built from a safe directory name, not user text.
-        lines.append(command.replace("'$work/", '"$work"\'/'))
+        lines.append(f"echo + {shlex.quote(command)}")
+        lines.append(command)
+        lines += _state_checks(step.record)
         lines.append("show " + " ".join(shlex.quote(name) for name in instances))
         lines.append("")
     lines.append("# clean up what the reproducer installed")
     for name in instances:
         lines.append(f"snap remove --purge {shlex.quote(name)} >/dev/null 2>&1 || true")
     lines.append('rm -rf "$work"')
+    lines.append('exit "$status"')
     return "\n".join(lines) + "\n"
 
 
@@ -174,9 +244,8 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
         prepare.append(
             PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap"))
         )
-    execute: list[str] = []
-    for step in steps:
-        command = step.operation.shell(lambda snap: f"{fixtures[snap]}.snap")
+    execute: list[str] = [SHELL_HELPERS]
+    for step, command in zip(steps, _commands(steps, fixtures, ""), strict=True):
         expected = step.record.get("expected", {})
         execute += _outcome_comments(step.record)
         if expected.get("ok"):
@@ -189,6 +258,8 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
                 words = " ".join(message.split()[:8])
                 escaped = "".join("\\" + c if c in r".[]()*+?{}|^$\\" else c for c in words)
                 execute.append(f"tr -s ' \\n' ' ' < err.out | MATCH {shlex.quote(escaped)}")
+        execute += _state_checks(step.record)
+    execute.append('exit "$status"')
     restore = [f"snap remove --purge {shlex.quote(name)} || true" for name in _instances(steps)]
     task = {
         "summary": summary,
@@ -198,7 +269,19 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
         "execute": "\n".join(execute) + "\n",
         "restore": "\n".join(restore) + "\n",
     }
-    return yaml.safe_dump(task, sort_keys=False, width=100), files
+    return yaml.dump(task, Dumper=_BlockDumper, sort_keys=False, width=100), files
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, the way spread tasks are written by hand."""
+
+
+def _block_string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_BlockDumper.add_representer(str, _block_string)
 
 
 def write_reproducers(history: dict[str, Any], directory: Path, summary: str) -> list[Path]:

@@ -215,6 +215,7 @@ class ConformanceRun:
         session: HostSession,
         *,
         stop_on_divergence: bool = True,
+        step_timeout: float | None = None,
     ) -> None:
         session.prepare_run()
         assert session.client is not None and session.observer is not None
@@ -225,6 +226,9 @@ class ConformanceRun:
         self.history: list[StepRecord] = []
         self.known_instances: list[str] = []
         self.stop_on_divergence = stop_on_divergence
+        # Seconds a step's snap command may run (None: the harness's own timeouts); past it the
+        # command is interrupted and the step is a host fault.
+        self.step_timeout = step_timeout
         self._built: dict[model.SnapFile, Path] = {}
         self.last_observation: Observation | None = None
 
@@ -259,9 +263,12 @@ class ConformanceRun:
             expected_hooks=[[run.instance, run.hook, run.revision] for run in outcome.hooks_run],
         )
         self.history.append(record)
+        client = (
+            self.client if self.step_timeout is None else self.client.limited_to(self.step_timeout)
+        )
         started = time.monotonic()
         try:
-            result: SnapCommandResult = operation.perform(self.client, self.locate)
+            result: SnapCommandResult = operation.perform(client, self.locate)
             observation = self.observer.observe(list(self.known_instances))
         except (HostError, CommandTimeout, ObservationError) as exc:
             record.verdict, record.fault = "host-fault", str(exc)

@@ -57,11 +57,22 @@ def snap_command(argv: list[str]) -> str:
 
 
 class SnapClient:
-    """`snap install/refresh/revert/remove/set` and the fixture app, on one host."""
+    """`snap install/refresh/revert/remove/set` and the fixture app, on one host.
 
-    def __init__(self, shell: Shell) -> None:
+    ``time_limit`` (seconds), when set, caps every command's own timeout: a command still
+    running then is interrupted (CommandTimeout), which a conformance run reports as a host fault.
+    """
+
+    def __init__(self, shell: Shell, time_limit: float | None = None) -> None:
         self.shell = shell
+        self.time_limit = time_limit
         self._uploaded: dict[Path, str] = {}
+
+    def limited_to(self, seconds: float) -> SnapClient:
+        """This client (same shell, same uploads) with every command capped at ``seconds``."""
+        limited = SnapClient(self.shell, time_limit=seconds)
+        limited._uploaded = self._uploaded
+        return limited
 
     def upload(self, local: Path) -> str:
         """Put a .snap on the host once (content-addressed names make reuse safe)."""
@@ -77,6 +88,8 @@ class SnapClient:
         self._uploaded.clear()
 
     def _run(self, argv: list[str], timeout: float = SNAP_OPERATION_TIMEOUT) -> SnapCommandResult:
+        if self.time_limit is not None:
+            timeout = min(timeout, self.time_limit)
         result = self.shell.run(snap_command(argv), timeout=timeout)
         return SnapCommandResult(
             argv=tuple(argv),

@@ -4,7 +4,8 @@ Each nspawn container keeps a record under /run/snapconform/ID (see nspawn.py). 
 owner process is gone belongs to a killed run: its processes (checked by PID *and* start time,
 so a reused PID is never touched), cgroups, loop devices backed by its overlay, and mounts are
 removed. Nothing without such a record is touched, except cgroups under our own group name and
-unfinished image builds no builder holds a lock on.
+unfinished image builds no builder holds a lock on. `leftovers(owner)` lists, without touching
+anything, what the containers of one run (by its PID) left, through the same discovery.
 
     python -m snapconform.hosts.cleanup [--force] [--prune-images] [--cache-dir DIR]
 """
@@ -28,6 +29,7 @@ from snapconform.hosts.nspawn import (
     KILL_TIMEOUT,
     STATE_ROOT,
     cgroup_hierarchies,
+    cgroup_pids,
     remove_cgroup,
     same_process,
 )
@@ -41,14 +43,23 @@ def _read_pid(record: Path, name: str) -> tuple[int, int | None] | None:
         return None
 
 
-def _mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+def _mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[tuple[str, str]]:
+    """(device "MAJ:MIN", mount point) of every mount in one mount namespace."""
     found = []
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(path) or point.startswith(str(path) + "/"):
-                found.append(point)
+        for line in mountinfo.read_text().splitlines():
+            fields = line.split()
+            found.append((fields[2], fields[4].replace("\\040", " ")))
+    return found
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    found = [
+        point
+        for _device, point in _mounts()
+        if point == str(path) or point.startswith(str(path) + "/")
+    ]
     return sorted(found, key=len, reverse=True)
 
 
@@ -74,13 +85,18 @@ def loop_devices() -> list[tuple[str, str, str]]:
     ]
 
 
+def _snapd_loop_devices() -> list[tuple[str, str]]:
+    """Loop devices backed by a snap in snapd's store: (name, backing file's device)."""
+    return [
+        (name, device)
+        for name, device, path in loop_devices()
+        if path.startswith("/var/lib/snapd/snaps/")
+    ]
+
+
 def _loop_devices_backed_by(devices: set[str]) -> list[str]:
     """snapd's loop devices whose backing file lives on one of ``devices`` ("MAJ:MIN")."""
-    return [
-        name
-        for name, device, path in loop_devices()
-        if device in devices and path.startswith("/var/lib/snapd/snaps/")
-    ]
+    return [name for name, device in _snapd_loop_devices() if device in devices]
 
 
 def _device_ids(record: Path) -> set[str]:
@@ -135,30 +151,124 @@ def _owner_alive(record: Path) -> bool:
     return bool(owner) and same_process(*owner)  # type: ignore[misc]
 
 
+def _records() -> list[Path]:
+    """Every container record (a directory named after the container's ID)."""
+    if not STATE_ROOT.is_dir():
+        return []
+    return sorted(p for p in STATE_ROOT.iterdir() if p.is_dir())
+
+
+def _container_groups() -> list[Path]:
+    """Every container's cgroup (named after its ID) under our group name, in every hierarchy."""
+    groups: list[Path] = []
+    for hierarchy in cgroup_hierarchies():
+        parent = hierarchy / CGROUP_GROUP
+        if parent.is_dir():
+            groups += sorted(p for p in parent.iterdir() if p.is_dir())
+    return groups
+
+
 def sweep(force: bool = False, cache_dir: Path | None = None) -> list[str]:
     """Remove leftovers of killed runs (with ``force``, of live runs too); returns what was done."""
     actions: list[str] = []
-    if STATE_ROOT.is_dir():
-        for record in sorted(STATE_ROOT.iterdir()):
-            if not record.is_dir():
-                continue
-            if _owner_alive(record) and not force:
-                continue
-            actions += remove_record(record)
-    records = {p.name for p in STATE_ROOT.iterdir()} if STATE_ROOT.is_dir() else set()
-    for hierarchy in cgroup_hierarchies():
-        parent = hierarchy / CGROUP_GROUP
-        if not parent.is_dir():
+    for record in _records():
+        if _owner_alive(record) and not force:
             continue
-        for group in sorted(p for p in parent.iterdir() if p.is_dir()):
-            if group.name not in records:
-                actions += remove_cgroup(group)
-                actions.append(f"removed orphaned cgroup {group}")
-        if not records:
+        actions += remove_record(record)
+    records = {record.name for record in _records()}
+    for group in _container_groups():
+        if group.name not in records:
+            actions += remove_cgroup(group)
+            actions.append(f"removed orphaned cgroup {group}")
+    if not records:
+        for hierarchy in cgroup_hierarchies():
             with contextlib.suppress(OSError):
-                parent.rmdir()
+                (hierarchy / CGROUP_GROUP).rmdir()
     actions += _sweep_builds(cache_dir)
     return actions
+
+
+def _pids() -> list[int]:
+    return sorted(int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit())
+
+
+def _mount_namespaces() -> dict[str, int]:
+    """Every mount namespace a process holds ("mnt:[ID]") -> one PID in it."""
+    found: dict[str, int] = {}
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            found.setdefault(os.readlink(f"/proc/{pid}/ns/mnt"), pid)
+    return found
+
+
+def _process_line(pid: int) -> str:
+    """``pid`` and its command line (its name in brackets when it has none, e.g. exiting)."""
+    try:
+        text = (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode("utf-8", "replace")
+        )
+        text = text.strip() or f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} " + " ".join(text.split())[:160]
+
+
+def leftovers(owner: int | None = None) -> dict[str, list[str]]:
+    """What the containers of the run ``owner`` (a PID; default this process) left on this
+    machine, found as the sweep finds it; nothing is changed. Empty lists: nothing is left.
+
+    Container IDs start with their owner's PID, so records and cgroups are told apart by name.
+    Mounts are looked for in every mount namespace a process holds (the overlay lives in the
+    supervisor's private one). Loop devices are ours when a record of ours claims their backing
+    device; ``orphaned_loop_devices`` are snapd's loop devices whose backing device no record
+    and no mount claims: some snapconform run leaked them, which one cannot be told.
+    """
+    owner = os.getpid() if owner is None else owner
+    prefix = f"{owner}-"
+    records = [record for record in _records() if record.name.startswith(prefix)]
+    groups = [group for group in _container_groups() if group.name.startswith(prefix)]
+    pids: set[int] = set()
+    for group in groups:
+        pids |= cgroup_pids(group)
+    for record in records:
+        for name in ("pid1", "supervisor"):
+            found = _read_pid(record, name)
+            if found and same_process(*found):
+                pids.add(found[0])
+    # A supervisor or nspawn that left its cgroups still names its record on its command line.
+    state_prefix = str(STATE_ROOT / prefix).encode()
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if state_prefix in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+    mounts: list[str] = []
+    mounted_devices: set[str] = set()
+    for namespace, pid in sorted(_mount_namespaces().items()):
+        for device, point in _mounts(Path(f"/proc/{pid}/mountinfo")):
+            mounted_devices.add(device)
+            if point.startswith(str(STATE_ROOT / prefix)):
+                mounts.append(f"{point} (in {namespace}, held by {_process_line(pid)})")
+    ours: set[str] = set()
+    claimed: set[str] = set()
+    for record in _records():
+        claimed |= _device_ids(record)
+        if record in records:
+            ours |= _device_ids(record)
+    return {
+        "records": [str(record) for record in records],
+        "processes": [_process_line(pid) for pid in sorted(pids)],
+        "cgroups": [str(group) for group in groups],
+        "mounts": mounts,
+        "loop_devices": _loop_devices_backed_by(ours),
+        "orphaned_loop_devices": [
+            name
+            for name, device in _snapd_loop_devices()
+            if device not in claimed and device not in mounted_devices
+        ],
+    }
 
 
 def _sweep_builds(cache_dir: Path | None) -> list[str]:
@@ -215,4 +325,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["main", "remove_record", "sweep"]
+__all__ = ["leftovers", "main", "remove_record", "sweep"]

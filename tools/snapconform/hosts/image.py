@@ -50,6 +50,12 @@ BASE_PACKAGES = (
     "curl",
     "python3",
     "busybox-static",  # the core stand-in's /bin/sh and applets
+    # For the tests that drive this snapd as a borrowed host: ssh:// (an sshd on the
+    # container's loopback, started only by those tests) and local:// (snapconform itself run
+    # inside, which needs these two besides the standard library).
+    "openssh-server",
+    "python3-pexpect",
+    "python3-yaml",
 )
 USERNS_PACKAGES = ("squashfuse", "fuse3")  # snapd mounts snaps with squashfuse by itself
 
@@ -115,6 +121,7 @@ MASKED_TIMERS = (
     "e2scrub_all.timer",
     "fstrim.timer",
 )
+MASKED_SSH_UNITS = ("ssh.service", "ssh.socket")
 
 _HOSTS = """\
 127.0.0.1\tlocalhost
@@ -153,6 +160,9 @@ def tweak_links(mode: str) -> dict[str, str]:
     # Maintenance jobs that would only fail offline or add CPU noise mid-run.
     for timer in MASKED_TIMERS:
         links[f"etc/systemd/system/{timer}"] = "/dev/null"
+    # No sshd at boot: a test that needs one starts it on loopback with its own key.
+    for unit in MASKED_SSH_UNITS:
+        links[f"etc/systemd/system/{unit}"] = "/dev/null"
     if mode == "userns":
         links["etc/systemd/system/sysinit.target.wants/snapconform-rebind.service"] = (
             "/etc/systemd/system/snapconform-rebind.service"

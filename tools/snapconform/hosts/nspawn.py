@@ -709,6 +709,18 @@ class NspawnHost(Host):
     def put_file(self, local: Path, remote: str) -> None:
         self._running().put_file(local, remote)
 
+    def loopback_proxy_command(self, port: int) -> str:
+        """An ssh ProxyCommand that reaches 127.0.0.1:PORT on the container's own loopback.
+
+        The container's network is private, so the controller has no route to it; this runs
+        the container's busybox ``nc`` in the container's network and mount namespaces (nothing
+        needed on the controller, nothing listening outside). Valid until the container stops.
+        """
+        container = self._running()
+        argv = ["nsenter", "--target", str(container.pid1), "--net", "--mount", "--"]
+        argv += ["/bin/busybox", "nc", "127.0.0.1", str(int(port))]
+        return shlex.join(argv).replace("%", "%%")  # ssh expands %-tokens in a ProxyCommand
+
     @property
     def pinned_cpu(self) -> int | None:
         return self._cpu

@@ -20,7 +20,8 @@ SSH_TRANSPORT_FAILURE = 255  # ssh's own exit code when the connection (not the 
 
 
 class SshHost(BorrowedSnapdHost):
-    """A borrowed host over ssh. Options: ``identity`` (key file), ``known_hosts`` (file)."""
+    """A borrowed host over ssh. Options: ``identity`` (key file), ``known_hosts`` (file),
+    ``proxy_command`` (an ssh ProxyCommand, for a host with no route from here)."""
 
     where = "that host"
 
@@ -29,6 +30,7 @@ class SshHost(BorrowedSnapdHost):
         spec: HostSpec,
         identity: Path | str | None = None,
         known_hosts: Path | str | None = None,
+        proxy_command: str | None = None,
         **options: object,
     ) -> None:
         if not spec.hostname:
@@ -38,6 +40,7 @@ class SshHost(BorrowedSnapdHost):
         super().__init__(spec, **options)
         self.identity = None if identity is None else Path(identity)
         self.known_hosts = None if known_hosts is None else Path(known_hosts)
+        self.proxy_command = proxy_command or None
 
     # -- argv --------------------------------------------------------------------------------
     @property
@@ -58,6 +61,9 @@ class SshHost(BorrowedSnapdHost):
             options += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
         if self.known_hosts is not None:
             options += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.proxy_command is not None:
+            # ssh runs it with /bin/sh and expands %h, %p, %r and %% in it first.
+            options += ["-o", f"ProxyCommand={self.proxy_command}"]
         if self.spec.port is not None:
             options += ["-p", str(self.spec.port)]
         return options
@@ -108,6 +114,8 @@ class SshHost(BorrowedSnapdHost):
         facts = super().describe()
         facts["target"] = self.target
         facts["port"] = str(self.spec.port or 22)
+        if self.proxy_command is not None:
+            facts["proxy"] = self.proxy_command
         return facts
 
 
