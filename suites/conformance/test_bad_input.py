@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from snapconform.conformance.operations import InstallFile, SetSystem
+from snapconform.conformance.operations import InstallFile, InstallMissingFile, SetSystem
 from snapconform.model.snapd import SnapFile
 
 pytestmark = pytest.mark.conformance
@@ -69,3 +69,13 @@ def test_instance_name_of_another_snap_is_refused(conformance, names):
     conformance.step(SetSystem("experimental.parallel-instances", "true"))
     record = conformance.step(InstallFile(SnapFile(name, "1.0"), name=f"{other}_k"))
     assert record.observed_exit_code != 0
+
+
+def test_missing_file_is_refused_by_the_client_and_nothing_changes(conformance, names):
+    name = names.fresh()
+    conformance.step(InstallFile(SnapFile(name, "1.0")))
+    before = conformance.last_observation.instance(name)
+    record = conformance.step(InstallMissingFile(f"/var/tmp/snapconform/{name}-missing.snap"))
+    assert record.observed_exit_code != 0
+    assert record.observed_error == f'cannot open: "/var/tmp/snapconform/{name}-missing.snap"'
+    assert conformance.last_observation.instance(name) == before

@@ -623,3 +623,13 @@ def test_running_the_app_of_a_snap_not_installed_prediction() -> None:
         "cannot find current revision for snap hookapp: "
         "readlink /snap/hookapp/current: no such file or directory",
     )
+
+
+def test_missing_file_is_refused_by_the_client_before_snapd():
+    """client/snap_op.go InstallPath opens the file first: `cannot open: %q`."""
+    from snapconform.model import snapd as model
+
+    state = model.new_state()
+    outcome = model.install_missing_file(state, "/tmp/nope.snap")
+    assert outcome.error is not None and outcome.error.message == 'cannot open: "/tmp/nope.snap"'
+    assert outcome.state == state and outcome.hooks_run == ()

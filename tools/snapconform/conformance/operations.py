@@ -100,6 +100,23 @@ class InstallFile(Operation):
 
 
 @dataclass(frozen=True)
+class InstallMissingFile(Operation):
+    """`snap install --dangerous PATH` for a PATH that does not exist on the host."""
+
+    kind: ClassVar[str] = "install-missing"
+    path: str
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.install_missing_file(state, self.path)
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.install_file(self.path)
+
+    def shell(self, locate: FileLocator) -> str:
+        return shlex.join(["snap", "install", "--dangerous", self.path])
+
+
+@dataclass(frozen=True)
 class Refresh(Operation):
     """`snap refresh [--revision=R] NAME` (without a revision: asks the store)."""
 
@@ -212,7 +229,8 @@ class RunApp(Operation):
 
 
 OPERATION_TYPES: dict[str, type[Operation]] = {
-    cls.kind: cls for cls in (InstallFile, Refresh, Revert, Remove, SetSystem, RunApp)
+    cls.kind: cls
+    for cls in (InstallFile, InstallMissingFile, Refresh, Revert, Remove, SetSystem, RunApp)
 }
 
 

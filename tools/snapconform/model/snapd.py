@@ -53,6 +53,7 @@ __all__ = [
     "refresh_revision",
     "remove",
     "revert",
+    "install_missing_file",
     "run_app",
     "set_config",
 ]
@@ -269,6 +270,18 @@ def install(
     if existing is None:
         return _fresh_install(state, instance_name, snap.name, revision)
     return _refresh(state, existing, revision, is_new=True)
+
+
+def install_missing_file(state: SnapdState, file_path: str) -> Outcome:
+    """`snap install --dangerous PATH` where PATH does not exist: the client opens the file
+    before it talks to snapd (client/snap_op.go InstallPath), so snapd never sees it."""
+    return _refused(
+        state,
+        "file-missing",
+        f"cannot open: {_q(file_path)}",
+        f"refused by the snap client itself: {file_path} cannot be opened, so nothing reaches "
+        "snapd and nothing changes (client/snap_op.go InstallPath)",
+    )
 
 
 def _fresh_install(
