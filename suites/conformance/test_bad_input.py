@@ -75,7 +75,8 @@ def test_missing_file_is_refused_by_the_client_and_nothing_changes(conformance, 
     name = names.fresh()
     conformance.step(InstallFile(SnapFile(name, "1.0")))
     before = conformance.last_observation.instance(name)
-    record = conformance.step(InstallMissingFile(f"/var/tmp/snapconform/{name}-missing.snap"))
+    path = f"/var/tmp/snapconform/{name}-missing.snap"
+    record = conformance.step(InstallMissingFile(path))
     assert record.observed_exit_code != 0
-    assert record.observed_error == f'cannot open: "/var/tmp/snapconform/{name}-missing.snap"'
+    assert f'cannot open "{path}"' in (record.observed_error or "")
     assert conformance.last_observation.instance(name) == before

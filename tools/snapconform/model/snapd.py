@@ -48,12 +48,12 @@ __all__ = [
     "SnapdState",
     "describe",
     "install",
+    "install_missing_file",
     "new_state",
     "refresh",
     "refresh_revision",
     "remove",
     "revert",
-    "install_missing_file",
     "run_app",
     "set_config",
 ]
@@ -273,14 +273,15 @@ def install(
 
 
 def install_missing_file(state: SnapdState, file_path: str) -> Outcome:
-    """`snap install --dangerous PATH` where PATH does not exist: the client opens the file
-    before it talks to snapd (client/snap_op.go InstallPath), so snapd never sees it."""
+    """`snap install --dangerous PATH` where PATH does not exist: the CLI opens the file before
+    it talks to snapd, so snapd never sees it. The text is Go's os.Open error wrapped by the
+    CLI, observed on 2.57.6 (a later client/snap_op.go has `cannot open: %q` instead)."""
     return _refused(
         state,
         "file-missing",
-        f"cannot open: {_q(file_path)}",
-        f"refused by the snap client itself: {file_path} cannot be opened, so nothing reaches "
-        "snapd and nothing changes (client/snap_op.go InstallPath)",
+        f"cannot open {_q(file_path)}: open {file_path}: no such file or directory",
+        f"refused by the snap command itself: {file_path} cannot be opened, so nothing reaches "
+        "snapd and nothing changes (observed on 2.57.6)",
     )
 
 
