@@ -69,6 +69,14 @@ hook_plans = st.lists(
     unique_by=lambda hook: hook.name,
 ).map(lambda hooks: tuple(sorted(hooks, key=lambda hook: hook.name)))
 
+REFRESH_ARGUMENTS = {
+    "index": st.integers(0, 1),
+    "version": st.sampled_from(VERSIONS),
+    "move": st.sampled_from(EPOCH_MOVES),
+    "fixed": st.sampled_from(EPOCH_TEXTS),
+    "hooks": hook_plans,
+}
+
 
 @dataclass
 class FailureRecorder:
@@ -269,13 +277,7 @@ class SnapdMachine(RuleBasedStateMachine):
         self.do(InstallFile(self.snap(version, epoch, hooks), name=name))
 
     @precondition(lambda self: self.any_installed())
-    @rule(
-        index=st.integers(0, 1),
-        version=st.sampled_from(VERSIONS),
-        move=st.sampled_from(EPOCH_MOVES),
-        fixed=st.sampled_from(EPOCH_TEXTS),
-        hooks=hook_plans,
-    )
+    @rule(**REFRESH_ARGUMENTS)
     def refresh_local_file(
         self, index: int, version: str, move: str, fixed: str | None, hooks: Any
     ) -> None:
@@ -288,13 +290,7 @@ class SnapdMachine(RuleBasedStateMachine):
     # Local refreshes are what epochs, retain and garbage collection are about: a second rule
     # doubles their share of the steps (Hypothesis picks among enabled rules uniformly).
     @precondition(lambda self: self.any_installed())
-    @rule(
-        index=st.integers(0, 1),
-        version=st.sampled_from(VERSIONS),
-        move=st.sampled_from(EPOCH_MOVES),
-        fixed=st.sampled_from(EPOCH_TEXTS),
-        hooks=hook_plans,
-    )
+    @rule(**REFRESH_ARGUMENTS)
     def refresh_local_file_again(
         self, index: int, version: str, move: str, fixed: str | None, hooks: Any
     ) -> None:

@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 
+from snapconform.model.gotext import go_quote
+
 __all__ = ["Epoch", "EpochError"]
 
-# snapd's messages, verbatim (snap/epoch.go); %q is Go's quoting, see _go_quote.
+# snapd's messages, verbatim (snap/epoch.go); %q is Go's quoting, see gotext.go_quote.
 ZERO_STAR = "0* is an invalid epoch"
 HUGE_NUMBER = "epoch numbers must be less than 2³², but got {}"
 BAD_NUMBER = "epoch numbers must be base 10 with no zero padding, but got {}"
@@ -51,38 +53,6 @@ class EpochError(ValueError):
         return self.message
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def _go_quote(text: str) -> str:
-    """Go's %q (strconv.Quote): the form snapd's messages print numbers in."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def _parse_number(text: str) -> int:
     """One epoch number: ASCII base-10 digits, no sign, no zero padding, below 2**32.
 
@@ -96,11 +66,11 @@ def _parse_number(text: str) -> int:
                 break
             value = value * 10 + (ord(ch) - ord("0"))
             if value >= UINT32_LIMIT:
-                raise EpochError(HUGE_NUMBER.format(_go_quote(text)))
+                raise EpochError(HUGE_NUMBER.format(go_quote(text)))
         else:
             if text:
                 return value
-    raise EpochError(BAD_NUMBER.format(_go_quote(text)))
+    raise EpochError(BAD_NUMBER.format(go_quote(text)))
 
 
 def _is_increasing(numbers: Sequence[int]) -> bool:

@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any
 
+from snapconform.model.gotext import go_quote
+
 __all__ = [
     "HOOK_SUMMARIES",
     "change_error",
@@ -75,40 +77,10 @@ RUN_NOT_INSTALLED = (
     "no such file or directory"
 )
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 
 # Go's unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip also trims \x1c-\x1f).
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
 _GO_SPACE += "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-
-
-def go_quote(text: str) -> str:
-    """Go's %q (strconv.Quote), as snapd prints names and revisions."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def output_err(output: str, exit_status: int = 1) -> str:
