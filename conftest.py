@@ -1,5 +1,5 @@
 """pytest wiring: host options, the shared host, per-test conformance runs and their artifacts,
-and the Hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci|nightly)."""
+and the Hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci|soak|nightly)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,23 @@ settings.register_profile(
 settings.register_profile(
     "ci", max_examples=10, stateful_step_count=25, derandomize=True, database=None, **_common
 )
+# soak: a long state-machine run of roughly 500-800 steps (about ten minutes on one container).
+settings.register_profile(
+    "soak", max_examples=30, stateful_step_count=30, database=_database, **_common
+)
 settings.register_profile(
     "nightly", max_examples=300, stateful_step_count=40, database=_database, **_common
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+PROFILES = ("dev", "ci", "soak", "nightly")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    if profile not in PROFILES:
+        raise pytest.UsageError(
+            f"HYPOTHESIS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)}"
+        )
+    settings.load_profile(profile)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapconform.model.epoch import Epoch, EpochError
@@ -330,11 +330,13 @@ def epochs(draw: st.DrawFn) -> Epoch:
     return Epoch(tuple(sorted(read)), tuple(sorted(write)))
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(epochs())
 def test_string_round_trips_through_yaml(epoch):
     assert Epoch.parse_yaml(str(epoch)) == epoch
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(epochs())
 def test_string_round_trips_through_json(epoch):
     text = str(epoch)
@@ -343,6 +345,7 @@ def test_string_round_trips_through_json(epoch):
     assert Epoch.parse_json(as_json) == epoch
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(epochs())
 def test_to_yaml_and_to_json_round_trip(epoch):
     assert Epoch.parse_yaml(epoch.to_yaml()) == epoch
@@ -350,6 +353,7 @@ def test_to_yaml_and_to_json_round_trip(epoch):
     assert Epoch.parse_yaml(f"read: {list(epoch.read)}\nwrite: {list(epoch.write)}\n") == epoch
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(st.integers(min_value=1, max_value=2**32 - 1))
 def test_n_star_reads_n_minus_1_and_n(n):
     star = Epoch.parse_yaml(f"{n}*")
@@ -365,11 +369,13 @@ def facts_can_read(reader_read: list[int], data_write: list[int]) -> bool:
     return any(number in data_write for number in reader_read)
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(epochs(), epochs())
 def test_can_read_is_the_read_write_intersection(a, b):
     assert a.can_read(b) is facts_can_read(list(a.read), list(b.write))
 
 
+@settings(max_examples=500, deadline=None)  # offline and cheap: search widely
 @given(epochs(), epochs())
 def test_equality_and_hash_follow_read_and_write(a, b):
     assert (a == b) is (a.read == b.read and a.write == b.write)
