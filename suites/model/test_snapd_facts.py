@@ -635,3 +635,19 @@ def test_missing_file_is_refused_by_the_client_before_snapd():
         'cannot open "/tmp/nope.snap": open /tmp/nope.snap: no such file or directory'
     )
     assert outcome.state == state and outcome.hooks_run == ()
+
+
+def test_parallel_flag_refusal_is_wrapped_from_2_74():
+    """snapd 2.74 wraps feature-flag refusals (observed: 2.68 plain, 2.77 wrapped)."""
+    from snapconform.model import snapd as model
+
+    for version, wrapped in (((2, 57), False), ((2, 68), False), ((2, 74), True), ((2, 77), True)):
+        outcome = model.install(
+            model.new_state(snapd_version=version), model.SnapFile("sc-a", "1.0"), name="sc-a_k"
+        )
+        assert outcome.error is not None
+        assert outcome.error.message.startswith(
+            'cannot install snap file: feature flag validation failed for snap "sc-a_k": '
+            if wrapped
+            else "cannot install snap file: experimental feature disabled"
+        )

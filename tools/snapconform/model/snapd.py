@@ -242,7 +242,7 @@ def install(
         return _refused(
             state,
             "parallel-disabled",
-            text.INSTALL_FILE_PREFIX + text.PARALLEL_DISABLED,
+            text.INSTALL_FILE_PREFIX + text.parallel_disabled(state.snapd_version, instance_name),
             "refused: an instance key needs experimental.parallel-instances "
             "(snapstate.go validateFeatureFlags)",
         )
@@ -468,7 +468,7 @@ def refresh_revision(state: SnapdState, instance: str, revision: str) -> Outcome
         return _refused(
             state,
             "parallel-disabled",
-            prefix + text.PARALLEL_DISABLED,
+            prefix + text.parallel_disabled(state.snapd_version, instance),
             "refused: refreshing an instance with a key needs experimental.parallel-instances "
             "(snapstate.go earlyChecks)",
         )

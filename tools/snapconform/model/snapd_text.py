@@ -51,6 +51,19 @@ EPOCH_REFUSED = (  # overlord/snapstate/check_snap.go checkEpochs
 PARALLEL_DISABLED = (  # overlord/snapstate/snapstate.go validateFeatureFlags
     "experimental feature disabled - test it by setting 'experimental.parallel-instances' to true"
 )
+# From 2.74 the install preconditions wrap it (snapstate.go, first tagged in 2.74; observed:
+# 2.68 plain, 2.77 wrapped).
+FEATURE_FLAG_WRAP_SINCE = (2, 74)
+FEATURE_FLAG_WRAP = "feature flag validation failed for snap {}: "
+
+
+def parallel_disabled(snapd_version: tuple[int, int], instance: str) -> str:
+    """The refusal of an instance key while experimental.parallel-instances is off."""
+    if snapd_version >= FEATURE_FLAG_WRAP_SINCE:
+        return FEATURE_FLAG_WRAP.format(go_quote(instance)) + PARALLEL_DISABLED
+    return PARALLEL_DISABLED
+
+
 RESERVED_SYSTEM = "cannot install reserved snap name 'system'"  # snapstate.go doInstall
 INSTANCE_MISMATCH = "instance name {} does not match snap name {}"  # api_sideload_n_try.go
 INVALID_SNAP_NAME = "invalid snap name: {}"  # snap/naming/validate.go ValidateSnap
