@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from snapconform.hosts.base import DEFAULT_HOST_URL, HostError
+from snapconform.hosts.base import DEFAULT_HOST_URL, HostError, HostUnavailable
 
 TARGETS = {
     "overhead_ratio": 0.10,
@@ -90,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.resets < 0:
         print("snapconform bench: --rounds must be >= 1 and --resets >= 0", file=sys.stderr)
         return 2
-    session = HostSession(args.host, artifacts=Path("artifacts/bench"))
+    try:
+        session = HostSession(args.host, artifacts=Path("artifacts/bench"))
+    except ValueError as exc:
+        print(f"snapconform bench: {exc}", file=sys.stderr)
+        return 2
     figures: dict[str, object] = {"host": args.host}
     try:
         figures["warm_start_seconds"] = round(_timed(session.host.start), 2)
@@ -154,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
                 conformance.step(operation)
                 steps += 1
         figures["checked_steps_per_minute"] = round(60 * steps / (time.monotonic() - started), 1)
+    except HostUnavailable as exc:
+        print(f"snapconform bench: {exc}", file=sys.stderr)
+        return 2
     except HostError as exc:
         print(f"snapconform bench: host fault: {exc}", file=sys.stderr)
         return 3

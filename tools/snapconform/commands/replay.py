@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from snapconform.hosts.base import DEFAULT_HOST_URL, HostError
+from snapconform.hosts.base import DEFAULT_HOST_URL, HostError, HostUnavailable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,15 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+class BadHistory(ValueError):
+    """The file is not a history this command can replay."""
+
+
 def load_history(path: Path) -> dict:
     try:
         history = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SystemExit(f"snapconform replay: {path}: no such file") from None
+    except OSError as exc:
+        raise BadHistory(f"{path}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"snapconform replay: {path}: not JSON ({exc})") from None
+        raise BadHistory(f"{path}: not JSON ({exc})") from None
     if not isinstance(history, dict) or not isinstance(history.get("steps"), list):
-        raise SystemExit(f"snapconform replay: {path}: no `steps` list (is it a history.json?)")
+        raise BadHistory(f"{path}: no `steps` list (is it a history.json?)")
     return history
 
 
@@ -42,16 +46,23 @@ def run(args: argparse.Namespace) -> int:
     from snapconform.conformance.reproducer import load_steps, write_reproducers
     from snapconform.conformance.session import ConformanceRun, HostSession
 
-    history = load_history(args.history)
     try:
+        history = load_history(args.history)
         steps = load_steps(history)
-    except (KeyError, ValueError) as exc:
+    except BadHistory as exc:
+        print(f"snapconform replay: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, ValueError) as exc:
         print(f"snapconform replay: {args.history}: bad step: {exc}", file=sys.stderr)
         return 2
     if args.reproducers:
         for path in write_reproducers(history, args.artifacts, f"replay of {args.history}"):
             print(f"wrote {path}")
-    session = HostSession(args.host, artifacts=args.artifacts)
+    try:
+        session = HostSession(args.host, artifacts=args.artifacts)
+    except ValueError as exc:
+        print(f"snapconform replay: {exc}", file=sys.stderr)
+        return 2
     divergences = 0
     try:
         session.start()
@@ -65,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"      {mismatch}")
             divergences += record.verdict != "pass"
         conformance.save_history(args.artifacts / "history.json")
+    except HostUnavailable as exc:
+        print(f"snapconform replay: {exc}", file=sys.stderr)
+        return 2
     except HostError as exc:
         print(f"snapconform replay: host fault, not a verdict on snapd: {exc}", file=sys.stderr)
         return 3
