@@ -322,3 +322,14 @@ def test_shell_that_exits_at_once_is_a_host_fault() -> None:
 
     with pytest.raises(HostFault, match="did not start"):
         Shell(Quits(), default_timeout=5).start()
+
+
+def test_host_side_failure_in_a_commands_output_is_a_host_fault(shell: Shell) -> None:
+    """hosts.md: the kernel's mount-namespace failure is the host's, never a snapd verdict."""
+    from snapconform.harness.operations import HostSideFailure, SnapClient
+
+    client = SnapClient(shell)
+    line = "cannot preserve mount namespace of process 42 as sc-a.mnt: Invalid argument"
+    with pytest.raises(HostSideFailure, match="cannot preserve mount namespace"):
+        client._run(["sh", "-c", f"echo {line!r} >&2; exit 1"])
+    assert client._run(["sh", "-c", "echo fine"]).output == "fine"
