@@ -273,15 +273,15 @@ def install(
 
 
 def install_missing_file(state: SnapdState, file_path: str) -> Outcome:
-    """`snap install --dangerous PATH` where PATH does not exist: the CLI opens the file before
-    it talks to snapd, so snapd never sees it. The text is Go's os.Open error wrapped by the
-    CLI, observed on 2.57.6 (a later client/snap_op.go has `cannot open: %q` instead)."""
+    """`snap install --dangerous PATH` where PATH does not exist: the client opens the file
+    before it talks to snapd, so snapd never sees it: `cannot open %q: %w` around Go's os.Open
+    error (client/snap_op.go InstallPath, 2.57.6 to 2.77; observed on 2.57.6)."""
     return _refused(
         state,
         "file-missing",
         f"cannot open {_q(file_path)}: open {file_path}: no such file or directory",
         f"refused by the snap command itself: {file_path} cannot be opened, so nothing reaches "
-        "snapd and nothing changes (observed on 2.57.6)",
+        "snapd and nothing changes (client/snap_op.go InstallPath)",
     )
 
 
