@@ -104,3 +104,15 @@ def test_a_refusal_that_exits_0_is_compared_by_its_message():
     assert compare_result(outcome, said) == []
     wrong = SnapCommandResult(("snap",), 1, "error: something else", 0.1)
     assert [m.field for m in compare_result(outcome, wrong)] == ["outcome"]
+
+
+def test_known_divergence_must_explain_every_field_within_its_versions():
+    from snapconform.conformance.known import KnownDivergence, explain
+
+    entry = KnownDivergence(
+        "demo", r"NAME\.sequence", "“…” (doc)", "snapd keeps one", since=(2, 60), until=(2, 70)
+    )
+    assert explain(["NAME.sequence"], (2, 68), [entry]) == (entry,)
+    assert explain(["NAME.sequence"], (2, 57), [entry]) == ()  # before `since`
+    assert explain(["NAME.sequence"], (2, 70), [entry]) == ()  # `until` is exclusive
+    assert explain(["NAME.sequence", "hooks"], (2, 68), [entry]) == ()  # hooks unexplained

@@ -6,6 +6,8 @@ like `sc-a1.sequence: expected ('x1', 'x2'), observed ('x2',)`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,14 @@ def observed_epoch(epoch_yaml: str | None) -> str:
         return str(Epoch.parse_yaml(epoch_yaml if epoch_yaml is not None else "0"))
     except EpochError as exc:
         return f"<invalid: {exc}>"
+
+
+def signature(mismatch_fields: Sequence[str], names: Sequence[str]) -> frozenset[str]:
+    """Mismatched fields with snap names taken out: `sc-ab1[x2].data` -> `NAME[x2].data`."""
+    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    if not pattern:
+        return frozenset(mismatch_fields)
+    return frozenset(re.sub(pattern, "NAME", field) for field in mismatch_fields)
 
 
 def compare_result(outcome: model.Outcome, result: SnapCommandResult) -> list[Mismatch]:

@@ -12,11 +12,13 @@ import re
 import secrets
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapconform.conformance.compare import Mismatch, compare_step
+from snapconform.conformance.compare import Mismatch, compare_step, signature
+from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
@@ -30,6 +32,18 @@ VERSION_PATTERN = re.compile(r"^snapd\s+(\d+)\.(\d+)", re.MULTILINE)
 
 class HostFaultVerdict(HostError):
     """The host failed during a step: not a verdict on snapd. The next run gets a fresh host."""
+
+
+class KnownDivergenceFound(Exception):
+    """The step diverged exactly as a recorded contradiction of the documents says."""
+
+    def __init__(self, record: StepRecord, known: tuple[KnownDivergence, ...]) -> None:
+        self.record = record
+        self.known = known
+        lines = [f"step {record.index} ({record.command}) shows a known divergence:"]
+        lines += [f"  {entry.describe()}" for entry in known]
+        lines += [f"  {mismatch}" for mismatch in record.mismatches]
+        super().__init__("\n".join(lines))
 
 
 class Divergence(AssertionError):
@@ -58,10 +72,11 @@ class StepRecord:
     observed_output: str = ""
     observed_error: str | None = None
     observed_hooks: list[list[str]] = field(default_factory=list)
-    verdict: str = "pending"  # pass | divergence | host-fault
+    verdict: str = "pending"  # pass | divergence | known-divergence | host-fault
     mismatches: list[Mismatch] = field(default_factory=list)
     duration: float = 0.0
     fault: str | None = None
+    known: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +99,7 @@ class StepRecord:
             "mismatches": [mismatch.to_json() for mismatch in self.mismatches],
             "duration": round(self.duration, 3),
             "fault": self.fault,
+            "known": self.known,
         }
 
 
@@ -216,6 +232,7 @@ class ConformanceRun:
         *,
         stop_on_divergence: bool = True,
         step_timeout: float | None = None,
+        known_divergences: Sequence[KnownDivergence] = KNOWN_DIVERGENCES,
     ) -> None:
         session.prepare_run()
         assert session.client is not None and session.observer is not None
@@ -226,6 +243,7 @@ class ConformanceRun:
         self.history: list[StepRecord] = []
         self.known_instances: list[str] = []
         self.stop_on_divergence = stop_on_divergence
+        self.known_divergences = known_divergences
         # Seconds a step's snap command may run (None: the harness's own timeouts); past it the
         # command is interrupted and the step is a host fault.
         self.step_timeout = step_timeout
@@ -288,8 +306,17 @@ class ConformanceRun:
         record.mismatches = compare_step(outcome, result, observation, self.known_instances)
         record.verdict = "divergence" if record.mismatches else "pass"
         self.state = outcome.state
-        if record.mismatches and self.stop_on_divergence:
-            raise Divergence(record)
+        if record.mismatches:
+            fields = signature(
+                [mismatch.field for mismatch in record.mismatches],
+                [name.split("_", 1)[0] for name in self.known_instances],
+            )
+            known = explain(sorted(fields), self.session.snapd_version, self.known_divergences)
+            if known:
+                record.verdict, record.known = "known-divergence", [k.key for k in known]
+                raise KnownDivergenceFound(record, known)
+            if self.stop_on_divergence:
+                raise Divergence(record)
         return record
 
     def run(self, operations: list[Operation]) -> list[StepRecord]:

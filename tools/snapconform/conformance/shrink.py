@@ -10,12 +10,12 @@ independent. A candidate is kept when it still diverges on the same fields.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from snapconform.conformance.compare import signature
 from snapconform.conformance.operations import (
     InstallFile,
     Operation,
@@ -36,14 +36,6 @@ class ShrinkResult:
     history: dict[str, Any]  # the saved history of the last failing replay
     trials: int
     seconds: float
-
-
-def signature(mismatch_fields: Sequence[str], names: Sequence[str]) -> frozenset[str]:
-    """Mismatched fields with snap names taken out: `sc-ab1[x2].data` -> `NAME[x2].data`."""
-    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    if not pattern:
-        return frozenset(mismatch_fields)
-    return frozenset(re.sub(pattern, "NAME", field) for field in mismatch_fields)
 
 
 def snap_names(operations: Sequence[Operation]) -> list[str]:
