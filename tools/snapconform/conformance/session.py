@@ -72,6 +72,8 @@ class StepRecord:
     observed_output: str = ""
     observed_error: str | None = None
     observed_hooks: list[list[str]] = field(default_factory=list)
+    # snapd's changes made by the step: id, kind, status, error, and each task's kind/status
+    observed_changes: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = "pending"  # pass | divergence | known-divergence | host-fault
     mismatches: list[Mismatch] = field(default_factory=list)
     duration: float = 0.0
@@ -94,6 +96,7 @@ class StepRecord:
                 "output": self.observed_output,
                 "error": self.observed_error,
                 "hooks": self.observed_hooks,
+                "changes": self.observed_changes,
             },
             "verdict": self.verdict,
             "mismatches": [mismatch.to_json() for mismatch in self.mismatches],
@@ -302,6 +305,16 @@ class ConformanceRun:
         record.observed_output = result.output
         record.observed_error = result.error
         record.observed_hooks = [[h.instance, h.hook, h.revision] for h in observation.hooks]
+        record.observed_changes = [
+            {
+                "id": change.id,
+                "kind": change.kind,
+                "status": change.status,
+                "err": change.err,
+                "tasks": [[task.kind, task.status] for task in change.tasks],
+            }
+            for change in observation.changes
+        ]
         self.last_observation = observation
         record.mismatches = compare_step(outcome, result, observation, self.known_instances)
         record.verdict = "divergence" if record.mismatches else "pass"
