@@ -38,7 +38,6 @@ from snapconform.conformance.session import (
 )
 from snapconform.conformance.shrink import HistoryShrinker, diverging_prefix, python_program
 from snapconform.model import snapd as model
-from snapconform.model.epoch import Epoch
 
 # Epochs in snap.yaml form, simplest first (Hypothesis shrinks towards the first).
 EPOCH_TEXTS = (
@@ -153,7 +152,8 @@ class SnapdMachine(RuleBasedStateMachine):
         self.run = ConformanceRun(self.session)
         self.name = self.names.fresh()
         self.parallel_name = f"{self.name}_{INSTANCE_KEY}"
-        self.used_revisions: dict[str, set[str]] = {}
+        self.used_revisions: dict[str, set[str]] = {}  # per instance: ever in the sequence
+        self.gone_revisions: dict[str, set[str]] = {}  # per instance: left it since
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -209,49 +209,44 @@ class SnapdMachine(RuleBasedStateMachine):
         self.label(operation, before, record.expected_ok)
 
     def label(self, operation: Operation, before: model.SnapdState, ok: bool) -> None:
-        after = self.state
+        """Coverage labels (Hypothesis events) for what this step exercised."""
+        record = self.run.history[-1]
         for name in operation.instances:
-            old, new = before.instance(name), after.instance(name)
+            old, new = before.instance(name), self.state.instance(name)
             if "_" in name:
                 self.recorder.count("parallel instance")
-            if old is None or new is None:
-                if new is not None:
-                    self._note_revisions(name, new)
-                continue
-            old_current = next(r for r in old.sequence if r.revision == old.current)
-            new_current = next(r for r in new.sequence if r.revision == new.current)
-            refresh = isinstance(operation, InstallFile | Refresh)
-            if refresh and not ok:
-                kind = self._last_error_kind()
-                if kind == "epoch-refused":
-                    self.recorder.count("refused refresh")
-                elif kind == "hook-failed":
-                    self.recorder.count("rollback by failing hook")
-            if refresh and ok and old_current.epoch != new_current.epoch:
-                self.recorder.count("epoch-crossing refresh")
-            if isinstance(operation, Revert) and ok and old_current.epoch != new_current.epoch:
-                self.recorder.count("revert across epochs")
-            if refresh and ok:
-                kept = {r.revision for r in new.sequence}
-                if any(r.revision not in kept for r in old.sequence):
-                    self.recorder.count("garbage collection discard")
             self._note_revisions(name, new)
+            if old is None or new is None:
+                continue
+            refresh = isinstance(operation, InstallFile | Refresh)
+            if refresh and record.expected_kind == "epoch-refused":
+                self.recorder.count("refused refresh")
+            if refresh and record.expected_kind == "hook-failed":
+                failed_in = record.expected_hooks[-1][1] if record.expected_hooks else ""
+                self.recorder.count(
+                    "refresh aborted by pre-refresh"
+                    if failed_in == "pre-refresh"
+                    else "rollback by failing hook"
+                )
+            epoch_moved = old.current_revision.epoch != new.current_revision.epoch
+            if refresh and ok and epoch_moved:
+                self.recorder.count("epoch-crossing refresh")
+            if isinstance(operation, Revert) and ok and epoch_moved:
+                self.recorder.count("revert across epochs")
+            kept = {revision.revision for revision in new.sequence}
+            if refresh and ok and any(r.revision not in kept for r in old.sequence):
+                self.recorder.count("garbage collection discard")
 
-    def _note_revisions(self, name: str, instance: model.InstanceState) -> None:
-        used = self.used_revisions.setdefault(name, set())
-        current = {r.revision for r in instance.sequence}
-        fresh = current - used
-        if fresh and any(rev in used for rev in fresh):
+    def _note_revisions(self, name: str, instance: model.InstanceState | None) -> None:
+        """Count a revision number that comes back after it left the sequence (x-number reuse)."""
+        present = {revision.revision for revision in instance.sequence} if instance else set()
+        seen = self.used_revisions.setdefault(name, set())
+        gone = self.gone_revisions.setdefault(name, set())
+        if present & gone:
             self.recorder.count("x-number reuse")
-        for revision in fresh:
-            if revision in getattr(self, "_discarded", set()):
-                self.recorder.count("x-number reuse")
-        self._discarded = used - current | getattr(self, "_discarded", set())
-        used |= current
-
-    def _last_error_kind(self) -> str | None:
-        record = self.run.history[-1]
-        return record.operation.get("op") and _kind_of(record.expected_error)
+        gone |= seen - present
+        gone -= present
+        seen |= present
 
     def any_installed(self) -> bool:
         return any(self.installed(name) is not None for name in self.instance_names())
@@ -357,17 +352,3 @@ class SnapdMachine(RuleBasedStateMachine):
                     self.run.client.remove(name, purge=True)
                 except Exception:
                     self.session.broken = True
-
-
-def _kind_of(error_message: str | None) -> str | None:
-    if error_message is None:
-        return None
-    if "because it can't read the current epoch" in error_message:
-        return "epoch-refused"
-    if 'run hook "' in error_message:
-        return "hook-failed"
-    return "other"
-
-
-def epoch_of(text: str | None) -> Epoch:
-    return Epoch.parse_yaml(text if text is not None else "0")

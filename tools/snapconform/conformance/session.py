@@ -65,6 +65,7 @@ class StepRecord:
     operation: dict[str, Any]
     command: str
     expected_ok: bool
+    expected_kind: str | None  # the model's kind of refusal (epoch-refused, hook-failed, ...)
     expected_error: str | None
     expected_why: str
     expected_hooks: list[list[str]]
@@ -87,6 +88,7 @@ class StepRecord:
             "command": self.command,
             "expected": {
                 "ok": self.expected_ok,
+                "kind": self.expected_kind,
                 "error": self.expected_error,
                 "why": self.expected_why,
                 "hooks": self.expected_hooks,
@@ -279,6 +281,7 @@ class ConformanceRun:
             operation=operation.to_json(),
             command=operation.shell(self.predicted_path),
             expected_ok=outcome.error is None,
+            expected_kind=None if outcome.error is None else outcome.error.kind,
             expected_error=None if outcome.error is None else outcome.error.message,
             expected_why=outcome.why,
             expected_hooks=[[run.instance, run.hook, run.revision] for run in outcome.hooks_run],
