@@ -48,6 +48,7 @@ def test_invalid_epoch_refresh_leaves_the_installed_revision_alone(conformance, 
 
 def test_parallel_instance_needs_the_experimental_flag(conformance, names):
     name = names.fresh()
+    conformance.step(SetSystem("experimental.parallel-instances", "false"))
     record = conformance.step(InstallFile(SnapFile(name, "1.0"), name=f"{name}_a"))
     assert record.observed_exit_code != 0
     assert "experimental.parallel-instances" in (record.observed_error or "")

@@ -46,6 +46,7 @@ def test_retain_2_garbage_collects_the_oldest_on_refresh(conformance, names):
     name = names.fresh()
     conformance.run(
         [
+            SetSystem("refresh.retain", "2"),  # classic's default, stated for borrowed hosts
             InstallFile(v(name, "1.0")),
             RunApp(name, "a"),
             InstallFile(v(name, "2.0")),

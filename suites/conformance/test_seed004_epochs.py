@@ -35,6 +35,7 @@ def test_bridge_epoch_n_star_over_n_minus_1_is_accepted_and_data_is_copied(confo
     name = names.fresh()
     conformance.run(
         [
+            SetSystem("refresh.retain", "2"),  # classic's default, stated for borrowed hosts
             InstallFile(SnapFile(name, "1.0", epoch_yaml="0")),
             RunApp(name, "epoch0-data"),
             InstallFile(SnapFile(name, "2.0", epoch_yaml="1*")),

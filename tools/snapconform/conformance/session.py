@@ -115,8 +115,13 @@ def parse_snapd_version(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+# System settings the suites change; each run starts from the host's own values of them.
+MANAGED_SETTINGS = ("refresh.retain", "experimental.parallel-instances")
+
+
 class HostSession:
-    """One host for many runs: started lazily, reset when a run left it dirty or broken."""
+    """One host for many runs: started lazily, its system settings put back after each run
+    (to what the host had: a borrowed host keeps its owner's values), reset when broken."""
 
     def __init__(
         self,
@@ -134,10 +139,11 @@ class HostSession:
         self.observer: Observer | None = None
         self.snapd_version_text = ""
         self.snapd_version: tuple[int, int] = (0, 0)
-        # System settings runs changed on this host (key -> value); the next run unsets them so
-        # that every run starts from snapd's defaults (Hypothesis needs each example to start
-        # from the same state, and scenarios assume the defaults).
+        # System settings runs changed on this host (key -> value); the next run puts them back
+        # to `baseline` (the host's own values, None where unset) so every run starts from the
+        # same state: Hypothesis needs that, and the model starts from `baseline` too.
         self.config: dict[str, str] = {}
+        self.baseline: dict[str, str | None] = {}
         self.broken = False  # a host fault happened: restart before the next run
         self.started = False
         self.resets = 0
@@ -154,6 +160,7 @@ class HostSession:
         self.observer = Observer(self.shell)
         self.snapd_version_text = self.client.version().strip()
         self.snapd_version = parse_snapd_version(self.snapd_version_text)
+        self.baseline = self._read_settings()
         # Start the change counter at "now" so only our changes are read.
         self.observer.observe([], consume_hooks=True)
 
@@ -183,13 +190,33 @@ class HostSession:
             self.reset()
         if self.config:
             assert self.shell is not None
-            keys = " ".join(shlex.quote(key) for key in sorted(self.config))
-            if self.shell.run(f"snap unset system {keys}", timeout=120).exit_code != 0:
+            restore = [key for key in sorted(self.config) if self.baseline.get(key) is not None]
+            unset = [key for key in sorted(self.config) if self.baseline.get(key) is None]
+            commands = []
+            if restore:
+                pairs = (f"{key}={self.baseline[key]}" for key in restore)
+                commands.append("snap set system " + " ".join(shlex.quote(p) for p in pairs))
+            if unset:
+                commands.append("snap unset system " + " ".join(shlex.quote(k) for k in unset))
+            if self.shell.run(" && ".join(commands), timeout=120).exit_code != 0:
                 self.reset()
             self.config = {}
         assert self.observer is not None
         # Hook lines from whatever ran before (a previous run's clean-up) are not this run's.
         self.observer.observe([], consume_hooks=True)
+
+    def _read_settings(self) -> dict[str, str | None]:
+        """The host's own values of MANAGED_SETTINGS (None: unset, snapd's default applies)."""
+        assert self.shell is not None
+        values: dict[str, str | None] = {}
+        for key in MANAGED_SETTINGS:
+            result = self.shell.run(f"snap get -d system {shlex.quote(key)}", timeout=60)
+            try:
+                value = json.loads(result.output).get(key) if result.exit_code == 0 else None
+            except (json.JSONDecodeError, AttributeError):
+                value = None
+            values[key] = None if value is None else json.dumps(value).strip('"')
+        return values
 
     def stop(self) -> None:
         if self.shell is not None:
@@ -244,7 +271,11 @@ class ConformanceRun:
         self.session = session
         self.client: SnapClient = session.client
         self.observer: Observer = session.observer
-        self.state: model.SnapdState = model.new_state(snapd_version=session.snapd_version)
+        state = model.new_state(snapd_version=session.snapd_version)
+        for key, value in session.baseline.items():
+            if value is not None:  # the host's own setting, e.g. a borrowed VM's retain
+                state = model.set_config(state, key, value).state
+        self.state: model.SnapdState = state
         self.history: list[StepRecord] = []
         self.known_instances: list[str] = []
         self.stop_on_divergence = stop_on_divergence
