@@ -64,6 +64,8 @@ hook_plans = st.lists(
         name=st.sampled_from(HOOK_NAMES),
         # mostly succeeding hooks; a failing one is the interesting minority
         fails_with=st.sampled_from((None, None, None, None, None, "planned failure")),
+        # a marker follows a hook's writes through copies, reverts and rollbacks
+        marker=st.sampled_from((None, "hooked")),
     ),
     max_size=3,
     unique_by=lambda hook: hook.name,
