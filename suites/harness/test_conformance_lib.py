@@ -7,7 +7,7 @@ import subprocess
 
 import yaml
 
-from snapconform.conformance.compare import compare_result
+from snapconform.conformance.compare import compare_result, detailed_signature, neutralise
 from snapconform.conformance.operations import (
     InstallFile,
     InstallMissingFile,
@@ -19,7 +19,7 @@ from snapconform.conformance.operations import (
     operation_from_json,
 )
 from snapconform.conformance.reproducer import shell_script, spread_task
-from snapconform.conformance.shrink import rename, signature, snap_names
+from snapconform.conformance.shrink import rename, snap_names
 from snapconform.harness.operations import SnapCommandResult
 from snapconform.model import snapd as model
 
@@ -50,9 +50,27 @@ def test_rename_keeps_instance_keys_and_touches_nothing_else():
     assert snap_names(renamed) == ["sc-zz9"]
 
 
-def test_signature_takes_names_out_of_fields():
+def test_neutralise_takes_names_and_fixture_hashes_out():
     fields = ["sc-a1.sequence", "sc-a1_k1[x2].data", "hooks"]
-    assert signature(fields, ["sc-a1"]) == {"NAME.sequence", "NAME_k1[x2].data", "hooks"}
+    assert [neutralise(f, ["sc-a1"]) for f in fields] == [
+        "NAME.sequence",
+        "NAME_k1[x2].data",
+        "hooks",
+    ]
+    assert neutralise("/s/sc-a1_2.0_0123456789ab.snap", ["sc-a1"]) == "/s/FILE.snap"
+
+
+def test_detailed_signature_tells_refusals_apart_and_ignores_names_and_file_hashes():
+    one = detailed_signature(
+        [("error", 'cannot install "/s/sc-a1_1.0_0123456789ab.snap"', "boom sc-a1")], ["sc-a1"]
+    )
+    same = detailed_signature(
+        [("error", 'cannot install "/s/sc-b2_1.0_ba9876543210.snap"', "boom sc-b2")], ["sc-b2"]
+    )
+    other = detailed_signature([("error", "something else", "boom sc-b2")], ["sc-b2"])
+    assert one == same == {'error: cannot install "/s/FILE.snap" / boom NAME'}
+    assert other != one
+    assert detailed_signature([("sc-a1.sequence", ["x1"], [])], ["sc-a1"]) == {"NAME.sequence"}
 
 
 def history():
@@ -110,9 +128,30 @@ def test_known_divergence_must_explain_every_field_within_its_versions():
     from snapconform.conformance.known import KnownDivergence, explain
 
     entry = KnownDivergence(
-        "demo", r"NAME\.sequence", "“…” (doc)", "snapd keeps one", since=(2, 60), until=(2, 70)
+        "demo",
+        r"NAME\.sequence",
+        "“…” (doc)",
+        "snapd keeps one",
+        since=(2, 60),
+        until=(2, 70),
+        shows=r"\('x2',\)",
     )
-    assert explain(["NAME.sequence"], (2, 68), [entry]) == (entry,)
-    assert explain(["NAME.sequence"], (2, 57), [entry]) == ()  # before `since`
-    assert explain(["NAME.sequence"], (2, 70), [entry]) == ()  # `until` is exclusive
-    assert explain(["NAME.sequence", "hooks"], (2, 68), [entry]) == ()  # hooks unexplained
+    seen = ("NAME.sequence", "('x2',)")
+    assert explain([seen], (2, 68), [entry]) == (entry,)
+    assert explain([seen], (2, 57), [entry]) == ()  # before `since`
+    assert explain([seen], (2, 70), [entry]) == ()  # `until` is exclusive
+    assert explain([("NAME.sequence", "('x3',)")], (2, 68), [entry]) == ()  # not what it shows
+    assert explain([seen, ("hooks", "()")], (2, 68), [entry]) == ()  # hooks unexplained
+
+
+def test_the_recorded_parallel_instance_divergence_matches_what_snapd_printed():
+    from snapconform.conformance.known import KNOWN_DIVERGENCES, explain
+
+    printed = (
+        'cannot perform the following tasks: - Run post-refresh hook of "NAME_k1" snap if '
+        'present (run hook "post-refresh": cat: can\'t open '
+        "'/snap/NAME/x2/snapconform/hooks/post-refresh.stderr': No such file or directory)"
+    )
+    assert explain([("error", printed)], (2, 57)) == KNOWN_DIVERGENCES[:1]
+    assert explain([("error", printed)], (2, 77)) == ()  # 2.77 behaves as documented
+    assert explain([("error", "some other refusal")], (2, 57)) == ()

@@ -53,12 +53,35 @@ def observed_epoch(epoch_yaml: str | None) -> str:
         return f"<invalid: {exc}>"
 
 
-def signature(mismatch_fields: Sequence[str], names: Sequence[str]) -> frozenset[str]:
-    """Mismatched fields with snap names taken out: `sc-ab1[x2].data` -> `NAME[x2].data`."""
+# Fixture file names carry a content hash that changes with the snap name inside them.
+_FIXTURE_FILE = re.compile(r"NAME_[^\s/'\"]*?_[0-9a-f]{12}\.snap")
+
+
+def neutralise(text: str, names: Sequence[str]) -> str:
+    """Snap names (and so instance names) as NAME, fixture file names as FILE.snap: what is
+    left is the same for the same divergence under any snap name."""
     pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    if not pattern:
-        return frozenset(mismatch_fields)
-    return frozenset(re.sub(pattern, "NAME", field) for field in mismatch_fields)
+    text = re.sub(pattern, "NAME", text) if pattern else text
+    return _FIXTURE_FILE.sub("FILE.snap", text)
+
+
+def detailed_signature(
+    mismatches: Sequence[tuple[str, Any, Any]], names: Sequence[str]
+) -> frozenset[str]:
+    """What makes two divergences the same one, with snap names (and fixture file names) taken
+    out: the fields, and for a result mismatch (`error`, `outcome`) also both texts, so that a
+    different refusal is not mistaken for the same divergence."""
+
+    def neutral(text: str) -> str:
+        return neutralise(text, names)
+
+    keys = []
+    for field, expected, observed in mismatches:
+        key = neutral(field)
+        if field in ("error", "outcome"):
+            key += f": {neutral(str(expected))} / {neutral(str(observed))}"
+        keys.append(key)
+    return frozenset(keys)
 
 
 def compare_result(outcome: model.Outcome, result: SnapCommandResult) -> list[Mismatch]:

@@ -221,7 +221,7 @@ class RunApp(Operation):
         return client.run_app(self.instance, self.marker)
 
     def shell(self, locate: FileLocator) -> str:
-        return shlex.join([f"{self.instance}.mark", self.marker])
+        return shlex.join(["snap", "run", f"{self.instance}.mark", self.marker])
 
     @property
     def instances(self) -> tuple[str, ...]:

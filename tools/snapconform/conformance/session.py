@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snapconform.conformance.compare import Mismatch, compare_step, signature
+from snapconform.conformance.compare import Mismatch, compare_step, neutralise
 from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.harness.fixtures import build_snap
@@ -354,11 +354,12 @@ class ConformanceRun:
         record.verdict = "divergence" if record.mismatches else "pass"
         self.state = outcome.state
         if record.mismatches:
-            fields = signature(
-                [mismatch.field for mismatch in record.mismatches],
-                [name.split("_", 1)[0] for name in self.known_instances],
-            )
-            known = explain(sorted(fields), self.session.snapd_version, self.known_divergences)
+            names = [name.split("_", 1)[0] for name in self.known_instances]
+            seen = [
+                (neutralise(m.field, names), neutralise(str(m.observed), names))
+                for m in record.mismatches
+            ]
+            known = explain(seen, self.session.snapd_version, self.known_divergences)
             if known:
                 record.verdict, record.known = "known-divergence", [k.key for k in known]
                 raise KnownDivergenceFound(record, known)

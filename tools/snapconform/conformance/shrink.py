@@ -4,7 +4,8 @@ Hypothesis shrinks by re-running examples; on real snapd each run costs seconds,
 five-minute shrink budget gets through too few of them. This shrinker works on operations
 instead: delta debugging (drop chunks, then single steps), then simplifying each fixture snap
 (drop hooks, drop the epoch), each candidate replayed under fresh snap names so runs stay
-independent. A candidate is kept when it still diverges on the same fields.
+independent. A candidate is kept when it still diverges the same way: the same fields and,
+for a refusal, the same texts (compare.detailed_signature).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from snapconform.conformance.compare import signature
+from snapconform.conformance.compare import detailed_signature
 from snapconform.conformance.operations import (
     InstallFile,
     Operation,
@@ -100,8 +101,8 @@ class HistoryShrinker:
         except Divergence as divergence:
             self.last_history = run.history_json()
             self.last_operations = renamed
-            fields = [mismatch.field for mismatch in divergence.record.mismatches]
-            return signature(fields, list(fresh.values()))
+            found = [(m.field, m.expected, m.observed) for m in divergence.record.mismatches]
+            return detailed_signature(found, list(fresh.values()))
         except HostFaultVerdict as fault:
             self.log(f"  trial {self.trials}: host fault, treated as passing: {fault}")
             return None
@@ -157,7 +158,10 @@ class HistoryShrinker:
         if self.replay(current) != target:
             self.log("  the minimal sequence did not diverge again: reporting it anyway")
         return ShrinkResult(
-            current, self.last_history, self.trials, time.monotonic() - self.started
+            self.last_operations or current,
+            self.last_history,
+            self.trials,
+            time.monotonic() - self.started,
         )
 
 
@@ -167,8 +171,8 @@ def diverging_prefix(history: dict[str, Any]) -> tuple[list[Operation], frozense
     for step in history.get("steps", []):
         operations.append(operation_from_json(step["operation"]))
         if step.get("verdict") == "divergence":
-            fields = [mismatch["field"] for mismatch in step.get("mismatches", [])]
-            return operations, signature(fields, snap_names(operations))
+            found = [(m["field"], m["expected"], m["observed"]) for m in step.get("mismatches", [])]
+            return operations, detailed_signature(found, snap_names(operations))
     raise ValueError("the history has no diverging step")
 
 
