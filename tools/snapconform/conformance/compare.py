@@ -71,15 +71,11 @@ def detailed_signature(
     """What makes two divergences the same one, with snap names (and fixture file names) taken
     out: the fields, and for a result mismatch (`error`, `outcome`) also both texts, so that a
     different refusal is not mistaken for the same divergence."""
-
-    def neutral(text: str) -> str:
-        return neutralise(text, names)
-
     keys = []
     for field, expected, observed in mismatches:
-        key = neutral(field)
+        key = neutralise(field, names)
         if field in ("error", "outcome"):
-            key += f": {neutral(str(expected))} / {neutral(str(observed))}"
+            key += f": {neutralise(str(expected), names)} / {neutralise(str(observed), names)}"
         keys.append(key)
     return frozenset(keys)
 

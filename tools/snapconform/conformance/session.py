@@ -161,8 +161,6 @@ class HostSession:
         self.snapd_version_text = self.client.version().strip()
         self.snapd_version = parse_snapd_version(self.snapd_version_text)
         self.baseline = self._read_settings()
-        # Start the change counter at "now" so only our changes are read.
-        self.observer.observe([], consume_hooks=True)
 
     def start(self) -> None:
         if self.started:
@@ -202,7 +200,8 @@ class HostSession:
                 self.reset()
             self.config = {}
         assert self.observer is not None
-        # Hook lines from whatever ran before (a previous run's clean-up) are not this run's.
+        # Start the change counter at "now", and drop hook lines from whatever ran before (a
+        # previous run's clean-up): neither is this run's.
         self.observer.observe([], consume_hooks=True)
 
     def _read_settings(self) -> dict[str, str | None]:

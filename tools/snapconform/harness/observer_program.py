@@ -82,12 +82,18 @@ def observe_instance(instance: str) -> dict:
     }
 
 
-def observe_changes(since: int) -> list[dict]:
+def observe_changes(since: int | None) -> tuple[list[dict], int]:
+    """Changes newer than `since` (none when since is None) and the newest change's id, from
+    one request: this runs after every step."""
     status, body = rest_get("/v2/changes?select=all")
     if status != 200:
-        return []
+        return [], 0
+    everything = body.get("result") or []
+    last = max((int(change.get("id", 0)) for change in everything), default=0)
+    if since is None:
+        return [], last
     changes = []
-    for change in body.get("result") or []:
+    for change in everything:
         if int(change.get("id", 0)) <= since:
             continue
         changes.append(
@@ -108,14 +114,7 @@ def observe_changes(since: int) -> list[dict]:
                 ],
             }
         )
-    return sorted(changes, key=lambda change: change["id"])
-
-
-def last_change_id() -> int:
-    status, body = rest_get("/v2/changes?select=all")
-    if status != 200:
-        return 0
-    return max((int(change.get("id", 0)) for change in body.get("result") or []), default=0)
+    return sorted(changes, key=lambda change: change["id"]), last
 
 
 def main() -> int:
@@ -130,11 +129,12 @@ def main() -> int:
     if args.truncate_hook_log and os.path.exists(args.hook_log):
         with open(args.hook_log, "w"):
             pass
+    changes, last_change = observe_changes(args.since_change)
     result = {
         "instances": [observe_instance(name) for name in args.instances],
         "hook_log": hook_log.splitlines(),
-        "changes": observe_changes(args.since_change) if args.since_change is not None else [],
-        "last_change": last_change_id(),
+        "changes": changes,
+        "last_change": last_change,
     }
     json.dump(result, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
