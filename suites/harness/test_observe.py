@@ -113,3 +113,47 @@ def test_snap_command_exit_status_survives_the_pipe(argv, status):
 
     result = subprocess.run(["bash", "-c", snap_command(argv)], check=False)
     assert result.returncode == status
+
+
+def test_store_log_is_read_by_whole_lines_from_an_offset(tmp_path):
+    from snapconform.harness import observer_program
+
+    log = tmp_path / "requests.jsonl"
+    log.write_bytes(b'{"path": "/v2/snaps/refresh"}\n{"path": "/download/a"}\n{"path": "/v2/ass')
+    requests, offset = observer_program.read_store_log(str(log), 0)
+    assert [r["path"] for r in requests] == ["/v2/snaps/refresh", "/download/a"]
+    # the half-written last line waits for the next call
+    with log.open("ab") as handle:
+        handle.write(b'ertions/x"}\n')
+    later, end = observer_program.read_store_log(str(log), offset)
+    assert [r["path"] for r in later] == ["/v2/assertions/x"]
+    assert end == log.stat().st_size
+    assert observer_program.read_store_log(str(tmp_path / "missing"), 7) == ([], 0)
+
+
+def test_tracking_channel_comes_from_the_active_revision():
+    document = {
+        "instances": [
+            {
+                "name": "sc-a",
+                "revisions": [
+                    {"revision": "1", "status": "installed", "version": "1", "data": []},
+                    {
+                        "revision": "2",
+                        "status": "active",
+                        "version": "2",
+                        "data": [],
+                        "tracking_channel": "latest/candidate",
+                    },
+                ],
+                "data_dirs": ["1", "2", "common", "current"],
+                "common": [],
+            }
+        ],
+        "store_requests": [{"path": "/v2/snaps/refresh"}],
+        "store_log_offset": 42,
+    }
+    observation = parse_observation(document)
+    assert observation.instance("sc-a").tracking_channel == "latest/candidate"
+    assert observation.store_requests == ({"path": "/v2/snaps/refresh"},)
+    assert observation.store_log_offset == 42

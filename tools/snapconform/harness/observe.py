@@ -33,6 +33,7 @@ class RevisionObservation:
     version: str
     epoch_yaml: str | None  # raw YAML text of `epoch:` in meta/snap.yaml; None when absent
     data: frozenset[str] | None  # entries of /var/snap/INSTANCE/REV; None when the dir is gone
+    tracking_channel: str | None = None  # the REST API's tracking-channel (None: a sideload)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class InstanceObservation:
         for revision in self.revisions:
             if revision.status == "active":
                 return revision.revision
+        return None
+
+    @property
+    def tracking_channel(self) -> str | None:
+        """The channel the instance tracks (snapd reports it on every revision entry)."""
+        for revision in self.revisions:
+            if revision.status == "active":
+                return revision.tracking_channel
         return None
 
     @property
@@ -105,6 +114,10 @@ class Observation:
     hooks: tuple[HookLogLine, ...]
     changes: tuple[ChangeObservation, ...]
     last_change: int
+    # What snapd asked the served store since the last observation (its request log's lines,
+    # as the server wrote them), when the host has one.
+    store_requests: tuple[dict[str, Any], ...] = ()
+    store_log_offset: int = 0
 
     def instance(self, name: str) -> InstanceObservation:
         return self.instances[name]
@@ -138,6 +151,7 @@ def parse_observation(document: dict[str, Any]) -> Observation:
                 version=str(rev["version"]),
                 epoch_yaml=epoch_text_of(rev.get("snap_yaml")),
                 data=None if rev.get("data") is None else frozenset(rev["data"]),
+                tracking_channel=rev.get("tracking_channel") or None,
             )
             for rev in raw.get("revisions", [])
         )
@@ -175,6 +189,8 @@ def parse_observation(document: dict[str, Any]) -> Observation:
         hooks=hooks,
         changes=changes,
         last_change=int(document.get("last_change", 0)),
+        store_requests=tuple(document.get("store_requests") or ()),
+        store_log_offset=int(document.get("store_log_offset", 0)),
     )
 
 
@@ -185,6 +201,10 @@ class Observer:
         self.shell = shell
         self._installed = False
         self.last_change = 0
+        # The served store's request log on the host, when there is one (set by the session
+        # that starts the store), and how far it has been read.
+        self.store_log: str | None = None
+        self.store_log_offset = 0
 
     def install(self) -> None:
         source = resources.files("snapconform.harness").joinpath("observer_program.py")
@@ -199,6 +219,8 @@ class Observer:
         argv += ["--since-change", str(self.last_change)]
         if consume_hooks:
             argv.append("--truncate-hook-log")
+        if self.store_log is not None:
+            argv += ["--store-log", self.store_log, "--store-log-from", str(self.store_log_offset)]
         argv += instances
         result = self.shell.run(" ".join(shlex.quote(arg) for arg in argv), timeout=60)
         if result.exit_code != 0:
@@ -209,4 +231,6 @@ class Observer:
             raise ObservationError(f"observer printed no JSON: {result.output[-2000:]}") from exc
         observation = parse_observation(document)
         self.last_change = max(self.last_change, observation.last_change)
+        if self.store_log is not None:
+            self.store_log_offset = observation.store_log_offset
         return observation

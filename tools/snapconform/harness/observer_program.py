@@ -5,7 +5,8 @@ round trip reads everything: snapd's view over its REST API (/run/snapd.socket),
 meta/snap.yaml, the data directories, and the fixture hook log. It must not import snapconform:
 the host has only a stock python3.
 
-Usage: python3 observe.py --hook-log PATH [--truncate-hook-log] [--since-change N] INSTANCE...
+Usage: python3 observe.py --hook-log PATH [--truncate-hook-log] [--since-change N]
+       [--store-log PATH --store-log-from OFFSET] INSTANCE...
 """
 
 import argparse
@@ -67,6 +68,7 @@ def observe_instance(instance: str) -> dict:
                 "status": entry.get("status"),
                 "version": entry.get("version"),
                 "name": entry.get("name"),
+                "tracking_channel": entry.get("tracking-channel"),
                 "snap_yaml": read_text(f"/snap/{instance}/{revision}/meta/snap.yaml"),
                 "data": list_dir(f"/var/snap/{instance}/{revision}"),
             }
@@ -117,11 +119,34 @@ def observe_changes(since: int | None) -> tuple[list[dict], int]:
     return sorted(changes, key=lambda change: change["id"]), last
 
 
+def read_store_log(path: str | None, offset: int) -> tuple[list[dict], int]:
+    """The served store's request lines (one JSON object each) written after byte `offset`,
+    and the offset after the last whole line: a line still being written waits for next time."""
+    if not path:
+        return [], offset
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], 0
+    whole = chunk[: chunk.rfind(b"\n") + 1]
+    requests = []
+    for line in whole.splitlines():
+        try:
+            requests.append(json.loads(line))
+        except ValueError:
+            requests.append({"unparsed": line.decode("utf-8", "replace")})
+    return requests, offset + len(whole)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hook-log", required=True)
     parser.add_argument("--truncate-hook-log", action="store_true")
     parser.add_argument("--since-change", type=int, default=None)
+    parser.add_argument("--store-log", default=None)
+    parser.add_argument("--store-log-from", type=int, default=0)
     parser.add_argument("instances", nargs="*")
     args = parser.parse_args()
 
@@ -130,11 +155,14 @@ def main() -> int:
         with open(args.hook_log, "w"):
             pass
     changes, last_change = observe_changes(args.since_change)
+    store_requests, store_log_offset = read_store_log(args.store_log, args.store_log_from)
     result = {
         "instances": [observe_instance(name) for name in args.instances],
         "hook_log": hook_log.splitlines(),
         "changes": changes,
         "last_change": last_change,
+        "store_requests": store_requests,
+        "store_log_offset": store_log_offset,
     }
     json.dump(result, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
