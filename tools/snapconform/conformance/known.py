@@ -27,9 +27,13 @@ class KnownDivergence:
     # explains this contradiction only, not every mismatch of the same field
     shows: str = ".*"
 
+    def applies_to(self, snapd_version: tuple[int, int]) -> bool:
+        """Whether snapd of this version is recorded as showing it."""
+        return self.since <= snapd_version < self.until
+
     def explains(self, field: str, observed: str, snapd_version: tuple[int, int]) -> bool:
         return (
-            self.since <= snapd_version < self.until
+            self.applies_to(snapd_version)
             and bool(re.fullmatch(self.fields, field))
             and bool(re.fullmatch(self.shows, observed, re.DOTALL))
         )

@@ -75,6 +75,11 @@ class StepRecord:
     observed_hooks: list[list[str]] = field(default_factory=list)
     # snapd's changes made by the step: id, kind, status, error, and each task's kind/status
     observed_changes: list[dict[str, Any]] = field(default_factory=list)
+    # What snapd holds after the step, per instance the step may touch (see observed_state):
+    # recorded at every step, so a history can be read without re-running it.
+    observed_state: dict[str, Any] = field(default_factory=dict)
+    # What snapd asked the served store during the step (its request log's lines).
+    observed_store_requests: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = "pending"  # pass | divergence | known-divergence | host-fault
     mismatches: list[Mismatch] = field(default_factory=list)
     duration: float = 0.0
@@ -99,6 +104,8 @@ class StepRecord:
                 "error": self.observed_error,
                 "hooks": self.observed_hooks,
                 "changes": self.observed_changes,
+                "state": self.observed_state,
+                "store_requests": self.observed_store_requests,
             },
             "verdict": self.verdict,
             "mismatches": [mismatch.to_json() for mismatch in self.mismatches],
@@ -106,6 +113,30 @@ class StepRecord:
             "fault": self.fault,
             "known": self.known,
         }
+
+
+def observed_state(observation: Observation, instances: Sequence[str]) -> dict[str, Any]:
+    """Per instance: installed or not, the sequence, current, tracking channel, each revision's
+    data entries, SNAP_COMMON's and trashed (REV.old) entries, as lists for JSON."""
+    state: dict[str, Any] = {}
+    for name in instances:
+        seen = observation.instances.get(name)
+        if seen is None or not seen.installed:
+            state[name] = {"installed": False}
+            continue
+        state[name] = {
+            "installed": True,
+            "sequence": list(seen.sequence),
+            "current": seen.current,
+            "channel": seen.tracking_channel,
+            "data": {
+                rev.revision: None if rev.data is None else sorted(rev.data)
+                for rev in seen.revisions
+            },
+            "common": None if seen.common is None else sorted(seen.common),
+            "trash": sorted(seen.trash),
+        }
+    return state
 
 
 def parse_snapd_version(text: str) -> tuple[int, int]:
@@ -348,6 +379,8 @@ class ConformanceRun:
             }
             for change in observation.changes
         ]
+        record.observed_state = observed_state(observation, self.known_instances)
+        record.observed_store_requests = list(observation.store_requests)
         self.last_observation = observation
         record.mismatches = compare_step(outcome, result, observation, self.known_instances)
         record.verdict = "divergence" if record.mismatches else "pass"
@@ -361,8 +394,9 @@ class ConformanceRun:
             known = explain(seen, self.session.snapd_version, self.known_divergences)
             if known:
                 record.verdict, record.known = "known-divergence", [k.key for k in known]
-                raise KnownDivergenceFound(record, known)
-            if self.stop_on_divergence:
+                if self.stop_on_divergence:
+                    raise KnownDivergenceFound(record, known)
+            elif self.stop_on_divergence:
                 raise Divergence(record)
         return record
 
