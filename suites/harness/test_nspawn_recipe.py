@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from snapconform.hosts import image, nspawn, standins
+from snapconform.hosts import nspawn
 from snapconform.hosts.base import HostUnavailable, open_host
 from snapconform.hosts.nspawn import NspawnHost
+from snapconform.images import golden, releases, standins
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,9 @@ def test_url_names_release_and_default_mode(url: str, release: str, mode: str) -
         "kind": "nspawn",
         "release": release,
         "mode": mode,
+        "snapd_build": "archive",
     }
+    assert host.store_url is None
     assert host.alive() is False
 
 
@@ -71,15 +74,15 @@ def test_shell_before_start_is_a_host_error() -> None:
 
 
 def test_image_key_follows_the_recipe() -> None:
-    keys = {image.ImageRecipe(r, m).key for r in image.RELEASES for m in image.MODES}
-    assert len(keys) == len(image.RELEASES) * len(image.MODES)
-    assert image.ImageRecipe("bookworm", "privileged").key.startswith("bookworm-privileged-")
-    assert image.ImageRecipe("sid", "userns").key == image.ImageRecipe("sid", "userns").key
+    keys = {golden.ImageRecipe(r, m).key for r in releases.RELEASES for m in releases.MODES}
+    assert len(keys) == len(releases.RELEASES) * len(releases.MODES)
+    assert golden.ImageRecipe("bookworm", "privileged").key.startswith("bookworm-privileged-")
+    assert golden.ImageRecipe("sid", "userns").key == golden.ImageRecipe("sid", "userns").key
 
 
 def test_packages_and_apt_options() -> None:
-    bookworm = image.ImageRecipe("bookworm", "privileged")
-    sid = image.ImageRecipe("sid", "userns")
+    bookworm = golden.ImageRecipe("bookworm", "privileged")
+    sid = golden.ImageRecipe("sid", "userns")
     for package in ("systemd", "systemd-sysv", "dbus", "udev", "snapd", "squashfs-tools"):
         assert package in bookworm.packages
     assert "squashfuse" not in bookworm.packages
@@ -90,9 +93,12 @@ def test_packages_and_apt_options() -> None:
 
 def test_sshd_is_installed_but_never_started_at_boot() -> None:
     # suites/conformance/test_remote_hosts.py starts its own sshd, on loopback only.
-    for recipe in (image.ImageRecipe("bookworm", "privileged"), image.ImageRecipe("sid", "userns")):
+    for recipe in (
+        golden.ImageRecipe("bookworm", "privileged"),
+        golden.ImageRecipe("sid", "userns"),
+    ):
         assert {"openssh-server", "python3-pexpect", "python3-yaml"} <= set(recipe.packages)
-        links = image.tweak_links(recipe.mode)
+        links = golden.tweak_links(recipe.mode)
         assert links["etc/systemd/system/ssh.service"] == "/dev/null"
         assert links["etc/systemd/system/ssh.socket"] == "/dev/null"
 
@@ -102,7 +108,7 @@ def test_tweaks_are_config_only(tmp_path: Path) -> None:
     (rootfs / "etc").mkdir(parents=True)
     (rootfs / "etc/nsswitch.conf").write_text("passwd: files\nhosts:          files dns\n")
     (rootfs / "etc/resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
-    image.apply_tweaks(rootfs, "userns")
+    golden.apply_tweaks(rootfs, "userns")
     assert "hosts:          files\n" in (rootfs / "etc/nsswitch.conf").read_text()
     assert "dns" not in (rootfs / "etc/nsswitch.conf").read_text()
     assert not (rootfs / "etc/resolv.conf").is_symlink()
@@ -117,8 +123,8 @@ def test_tweaks_are_config_only(tmp_path: Path) -> None:
     assert (units / "sys-kernel-debug.mount").readlink() == Path("/dev/null")
     assert (units / "sysinit.target.wants/snapconform-rebind.service").is_symlink()
     # Nothing of snapd's own is written.
-    assert all("snapd" not in path.split("/")[-1] for path in image.tweak_files("userns"))
-    privileged = image.tweak_files("privileged")
+    assert all("snapd" not in path.split("/")[-1] for path in golden.tweak_files("userns"))
+    privileged = golden.tweak_files("privileged")
     assert not any("rebind" in path for path in privileged)
 
 

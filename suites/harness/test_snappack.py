@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from snapconform.hosts.base import HostUnavailable
-from snapconform.hosts.snappack import MKSQUASHFS_OPTIONS, missing_tools, pack_snap, require_tools
+from snapconform.images.snappack import MKSQUASHFS_OPTIONS, missing_tools, pack_snap, require_tools
 
 needs_squashfs_tools = pytest.mark.skipif(
     shutil.which("mksquashfs") is None or shutil.which("unsquashfs") is None,

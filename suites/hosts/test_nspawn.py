@@ -18,8 +18,8 @@ import pexpect
 import pytest
 
 from snapconform.hosts.base import HostUnavailable, open_host
-from snapconform.hosts.cleanup import loop_devices
-from snapconform.hosts.nspawn import NspawnHost, cgroup_pids, same_process, unavailable_reason
+from snapconform.hosts.nspawn import NspawnHost, unavailable_reason
+from snapconform.hosts.nspawn_records import cgroup_pids, loop_devices, same_process
 
 RELEASE = os.environ.get("SNAPCONFORM_TEST_NSPAWN_RELEASE", "bookworm")
 

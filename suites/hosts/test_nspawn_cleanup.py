@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from snapconform.hosts import cleanup
-from snapconform.hosts.nspawn import STATE_ROOT, cgroup_pids, same_process, unavailable_reason
+from snapconform.hosts.nspawn import unavailable_reason
+from snapconform.hosts.nspawn_records import STATE_ROOT, cgroup_pids, same_process
 
 RELEASE = os.environ.get("SNAPCONFORM_TEST_NSPAWN_RELEASE", "bookworm")
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from snapconform.hosts.snappack import MKSQUASHFS_OPTIONS, pack_snap
+from snapconform.images.snappack import MKSQUASHFS_OPTIONS, pack_snap
 from snapconform.paths import cache_root
 
 # The templates live in the source tree, readable on their own (snaps/README.md). The harness is

@@ -2,6 +2,8 @@
 
 A host is named by a URL, as pytest-testinfra names its backends:
 ``nspawn://bookworm``, ``local://``, ``ssh://root@vm:22``, ``lxd://c1``, ``qemu://bookworm``.
+A query picks a variant where a backend has them (``nspawn://bookworm?snapd=testkeys``); each
+backend lists the keys and values it takes (``Host.QUERY_OPTIONS``), anything else is refused.
 A backend knows three things only: how to spawn a root shell (argv for pexpect), how to put a
 file on the host, and its lifecycle (start, reset to pristine, stop). Everything else (framing
 commands, observing snapd) is the harness's job and works the same on every backend.
@@ -13,7 +15,8 @@ import abc
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_HOST_URL = "nspawn://bookworm"
 
@@ -45,6 +48,7 @@ class HostSpec:
     port: int | None = None
     path: str = ""
     raw: str = field(default="", compare=False)
+    query: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def parse(cls, url: str) -> HostSpec:
@@ -70,15 +74,54 @@ class HostSpec:
             port=port,
             path=parts.path,
             raw=url,
+            query=parse_query(url, parts.query),
         )
+
+
+def parse_query(url: str, query: str) -> dict[str, str]:
+    """A host URL's query as {key: value}: each key once, each with a value."""
+    if not query:
+        return {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise ValueError(
+            f"host URL {url!r}: cannot read the query {query!r} (KEY=VALUE&...)"
+        ) from None
+    found: dict[str, str] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"host URL {url!r}: {key!r} is given twice")
+        found[key] = value
+    return found
+
+
+def check_query(spec: HostSpec, options: dict[str, tuple[str, ...]]) -> None:
+    """Refuse query keys and values ``options`` (key -> allowed values) does not list."""
+    url = spec.raw or f"{spec.scheme}://"
+    for key, value in spec.query.items():
+        if key not in options:
+            allowed = ", ".join(sorted(options)) if options else "none"
+            raise ValueError(
+                f"host URL {url!r}: unknown query key {key!r} for {spec.scheme}://; "
+                f"allowed: {allowed}"
+            )
+        if value not in options[key]:
+            raise ValueError(
+                f"host URL {url!r}: {key}={value!r} is not allowed; "
+                f"allowed values of {key}: {', '.join(options[key])}"
+            )
 
 
 class Host(abc.ABC):
     """One machine (or container) that runs snapd and that we drive as root."""
 
     spec: HostSpec
+    # query key -> the values it may take, for this backend's URLs
+    QUERY_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, spec: HostSpec) -> None:
+        check_query(spec, self.QUERY_OPTIONS)
         self.spec = spec
 
     @property
@@ -121,6 +164,12 @@ class Host(abc.ABC):
     def offline(self) -> bool:
         """True when the host has no store to reach (offline stand-ins are then needed)."""
         return False
+
+    @property
+    def store_url(self) -> str | None:
+        """The URL snapd on this host uses as its store when the harness serves that store
+        inside the host (the store tier), else None."""
+        return None
 
     def describe(self) -> dict[str, str]:
         """Facts about the host for reports (kind, release, ...)."""

@@ -14,140 +14,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import json
 import os
-import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-from snapconform.hosts import image as golden
-from snapconform.hosts.nspawn import (
+from snapconform.hosts.nspawn_records import (
     CGROUP_GROUP,
-    KILL_TIMEOUT,
     STATE_ROOT,
     cgroup_hierarchies,
     cgroup_pids,
+    device_ids,
+    loop_devices_backed_by,
+    mount_table,
+    read_pid,
     remove_cgroup,
+    remove_record,
     same_process,
+    snapd_loop_devices,
 )
-
-
-def _read_pid(record: Path, name: str) -> tuple[int, int | None] | None:
-    try:
-        fields = (record / name).read_text().split()
-        return int(fields[0]), (int(fields[1]) if fields[1:] and fields[1] != "None" else None)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[tuple[str, str]]:
-    """(device "MAJ:MIN", mount point) of every mount in one mount namespace."""
-    found = []
-    with contextlib.suppress(OSError):
-        for line in mountinfo.read_text().splitlines():
-            fields = line.split()
-            found.append((fields[2], fields[4].replace("\\040", " ")))
-    return found
-
-
-def _mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` in this mount namespace, deepest first."""
-    found = [
-        point
-        for _device, point in _mounts()
-        if point == str(path) or point.startswith(str(path) + "/")
-    ]
-    return sorted(found, key=len, reverse=True)
-
-
-def loop_devices() -> list[tuple[str, str, str]]:
-    """Every loop device in use: (name, backing file's device "MAJ:MIN", backing file)."""
-    if shutil.which("losetup") is None:
-        return []
-    done = subprocess.run(
-        ["losetup", "--list", "--json", "--output", "NAME,BACK-MAJ:MIN,BACK-FILE"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        return []
-    return [
-        (
-            str(loop.get("name", "")).strip(),
-            str(loop.get("back-maj:min", "")).strip(),
-            str(loop.get("back-file", "")).strip(),
-        )
-        for loop in json.loads(done.stdout).get("loopdevices", [])
-    ]
-
-
-def _snapd_loop_devices() -> list[tuple[str, str]]:
-    """Loop devices backed by a snap in snapd's store: (name, backing file's device)."""
-    return [
-        (name, device)
-        for name, device, path in loop_devices()
-        if path.startswith("/var/lib/snapd/snaps/")
-    ]
-
-
-def _loop_devices_backed_by(devices: set[str]) -> list[str]:
-    """snapd's loop devices whose backing file lives on one of ``devices`` ("MAJ:MIN")."""
-    return [name for name, device in _snapd_loop_devices() if device in devices]
-
-
-def _device_ids(record: Path) -> set[str]:
-    """The overlay's (and its tmpfs's) device numbers as "MAJ:MIN", when the record has them."""
-    ids = set()
-    with contextlib.suppress(OSError, ValueError):
-        for number in (record / "loopdevs").read_text().split():
-            value = int(number)
-            ids.add(f"{os.major(value)}:{os.minor(value)}")
-    return ids
-
-
-def remove_record(record: Path) -> list[str]:
-    """Kill and remove everything the record ``record`` names; returns what was done."""
-    actions: list[str] = []
-    for name in ("pid1", "supervisor"):
-        found = _read_pid(record, name)
-        if found and same_process(*found):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(found[0], signal.SIGKILL)
-                actions.append(f"killed {name} process {found[0]}")
-    supervisor = _read_pid(record, "supervisor")
-    if supervisor:
-        deadline = time.monotonic() + KILL_TIMEOUT
-        while same_process(*supervisor) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    with contextlib.suppress(OSError):
-        for line in (record / "cgroups").read_text().split():
-            group = Path(line)
-            if group.is_dir():
-                actions += remove_cgroup(group)
-                actions.append(f"removed cgroup {group}")
-    # A device number is only ours while no other live record claims it.
-    others: set[str] = set()
-    if STATE_ROOT.is_dir():
-        for other in STATE_ROOT.iterdir():
-            if other != record and other.is_dir():
-                others |= _device_ids(other)
-    for loop in _loop_devices_backed_by(_device_ids(record) - others):
-        subprocess.run(["losetup", "--detach", loop], capture_output=True, check=False)
-        actions.append(f"detached {loop}")
-    for point in _mounts_under(record):
-        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
-        actions.append(f"unmounted {point}")
-    shutil.rmtree(record, ignore_errors=True)
-    actions.append(f"removed {record}")
-    return actions
+from snapconform.images import cache, golden, snapd_build
 
 
 def _owner_alive(record: Path) -> bool:
-    owner = _read_pid(record, "owner")
+    owner = read_pid(record, "owner")
     return bool(owner) and same_process(*owner)  # type: ignore[misc]
 
 
@@ -235,7 +123,7 @@ def leftovers(owner: int | None = None) -> dict[str, list[str]]:
         pids |= cgroup_pids(group)
     for record in records:
         for name in ("pid1", "supervisor"):
-            found = _read_pid(record, name)
+            found = read_pid(record, name)
             if found and same_process(*found):
                 pids.add(found[0])
     # A supervisor or nspawn that left its cgroups still names its record on its command line.
@@ -247,50 +135,35 @@ def leftovers(owner: int | None = None) -> dict[str, list[str]]:
     mounts: list[str] = []
     mounted_devices: set[str] = set()
     for namespace, pid in sorted(_mount_namespaces().items()):
-        for device, point in _mounts(Path(f"/proc/{pid}/mountinfo")):
+        for device, point in mount_table(Path(f"/proc/{pid}/mountinfo")):
             mounted_devices.add(device)
             if point.startswith(str(STATE_ROOT / prefix)):
                 mounts.append(f"{point} (in {namespace}, held by {_process_line(pid)})")
     ours: set[str] = set()
     claimed: set[str] = set()
     for record in _records():
-        claimed |= _device_ids(record)
+        claimed |= device_ids(record)
         if record in records:
-            ours |= _device_ids(record)
+            ours |= device_ids(record)
     return {
         "records": [str(record) for record in records],
         "processes": [_process_line(pid) for pid in sorted(pids)],
         "cgroups": [str(group) for group in groups],
         "mounts": mounts,
-        "loop_devices": _loop_devices_backed_by(ours),
+        "loop_devices": loop_devices_backed_by(ours),
         "orphaned_loop_devices": [
             name
-            for name, device in _snapd_loop_devices()
+            for name, device in snapd_loop_devices()
             if device not in claimed and device not in mounted_devices
         ],
     }
 
 
 def _sweep_builds(cache_dir: Path | None) -> list[str]:
-    """Unfinished image builds whose builder is gone (nobody holds their lock)."""
-    actions: list[str] = []
-    images = golden.cache_root(cache_dir) / "images"
-    if not images.is_dir():
-        return actions
-    for build in sorted(images.glob(".build-*")) + sorted(images.glob(".retired-*")):
-        key = build.name.split("-", 1)[1].rsplit("-", 1)[0]
-        lock_path = images / f".{key}.lock"
-        with open(lock_path, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a builder is at work
-            try:
-                shutil.rmtree(build, ignore_errors=True)
-                actions.append(f"removed unfinished image build {build}")
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-    return actions
+    """Unfinished image and snapd builds whose builder is gone (nobody holds their lock)."""
+    return cache.sweep_unfinished(golden.images_root(cache_dir)) + cache.sweep_unfinished(
+        snapd_build.builds_root(cache_dir)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,18 +1,24 @@
-"""``nspawn://RELEASE``: Debian's stock snapd in a systemd-nspawn container on a fresh overlay.
+"""``nspawn://RELEASE``: Debian's snapd in a systemd-nspawn container on a fresh overlay.
+
+``nspawn://RELEASE`` runs the archive's snapd binary, unchanged; ``nspawn://RELEASE?snapd=testkeys``
+(the store tier) runs the release's own snapd source package built with the test keys, pointed at
+the store the harness serves inside the container (see snapconform.images.store_tier).
 
 Every boot gets a private mount namespace holding a tmpfs, an overlayfs over the cached golden
-tree (see image.py) and a tmpfs on /run/systemd; the container runs there with no network and
-pinned to one CPU (this kernel intermittently fails to preserve a snap's mount namespace when
-it is made on another CPU). A reset is stop + start: nothing is copied.
+tree (see snapconform.images.golden) and a tmpfs on /run/systemd; the container runs there with
+no network and pinned to one CPU (this kernel intermittently fails to preserve a snap's mount
+namespace when it is made on another CPU). A reset is stop + start: nothing is copied.
 
 Every container leaves a record under /run/snapconform/ID (PIDs, cgroups, the overlay's device)
-so that cleanup.sweep() can remove what a killed run left behind, and nothing else.
+so that cleanup.sweep() can remove what a killed run left behind, and nothing else (the
+record format and the removal are in nspawn_records.py, which both use).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -22,21 +28,33 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
-from snapconform.hosts import image as golden
 from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable
-from snapconform.hosts.snappack import missing_tools
+from snapconform.hosts.cleanup import sweep
+from snapconform.hosts.nspawn_records import (
+    CGROUP_GROUP,
+    KILL_TIMEOUT,
+    STATE_ROOT,
+    cgroup_hierarchies,
+    cgroup_pids,
+    process_start_time,
+    remove_record,
+    same_process,
+)
+from snapconform.images import golden, releases, snapd_build, store_tier
+from snapconform.images.snappack import missing_tools
 
-STATE_ROOT = Path("/run/snapconform")
-CGROUP_GROUP = "snapconform"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin"
 LOOP_DEVICES_MIN = 64
 BOOT_TIMEOUT = 120.0
-KILL_TIMEOUT = 15.0
+FIRST_BOOT_TIMEOUT = 300.0
+FIRST_BOOT_SCRIPT_TIMEOUT = 300.0
+POWEROFF_TIMEOUT = 30.0
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOWER_PROBE = "usr/lib/snapd/info"  # a regular file every golden tree has
 
@@ -52,104 +70,7 @@ CONTROLLER_TOOLS = {
 }
 
 
-# -- processes and cgroups -------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()  # fields from the state (3rd) on
-
-
-def process_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks), to tell a PID from a reused one."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def same_process(pid: int, start_time: int | None) -> bool:
-    """Whether ``pid`` is still the (running, not zombie) process that started at ``start_time``."""
-    fields = _stat_fields(pid)
-    return (
-        fields is not None
-        and start_time is not None
-        and fields[0] not in ("Z", "X")
-        and int(fields[19]) == start_time
-    )
-
-
-def _cgroup_mounts() -> dict[str, Path]:
-    """Mounted cgroup hierarchies: "" (v2), "name=systemd", "freezer", ... -> mount point."""
-    mounts: dict[str, Path] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            left, _, right = line.partition(" - ")
-            fields, (fstype, _source, options) = left.split(), right.split()[:3]
-            if fstype == "cgroup2":
-                mounts.setdefault("", Path(fields[4]))
-            elif fstype == "cgroup":
-                names = [o for o in options.split(",") if o not in ("rw", "ro")]
-                mounts.setdefault(",".join(sorted(names)), Path(fields[4]))
-    return mounts
-
-
-def cgroup_hierarchies() -> list[Path]:
-    """Where our groups go: below this process's own group in every hierarchy but cpuset.
-
-    Being below the current group keeps the sandbox's own accounting (memory, ...) in force.
-    The v1 freezer matters most: with nspawn's cgroup namespace, snap-confine's
-    freezer/snap.NAME groups then land inside the container's group, not beside another
-    container's.
-    """
-    mounts = _cgroup_mounts()
-    found = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _hierarchy, controllers, path = line.split(":", 2)
-            key = ",".join(sorted(controllers.split(","))) if controllers else ""
-            if "cpuset" in key.split(",") or key not in mounts:
-                continue  # a cpuset group needs cpus and mems before anything can join
-            found.append(mounts[key] / path.lstrip("/"))
-    return found
-
-
-def cgroup_pids(group: Path) -> set[int]:
-    pids: set[int] = set()
-    if not group.is_dir():
-        return pids
-    for procs in group.rglob("cgroup.procs"):
-        with contextlib.suppress(OSError):
-            pids.update(int(line) for line in procs.read_text().split())
-    return pids
-
-
-def remove_cgroup(group: Path, timeout: float = KILL_TIMEOUT) -> list[str]:
-    """SIGKILL every process left in ``group`` and below, then remove the groups, deepest first."""
-    removed: list[str] = []
-    deadline = time.monotonic() + timeout
-    while group.is_dir():
-        pids = cgroup_pids(group)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                removed.append(f"killed process {pid} left in {group}")
-        if not pids:
-            dirs = sorted(
-                (p for p in group.rglob("*") if p.is_dir()),
-                key=lambda p: len(p.parts),
-                reverse=True,
-            )
-            for directory in [*dirs, group]:
-                with contextlib.suppress(FileNotFoundError):
-                    directory.rmdir()
-            if not group.exists():
-                break
-        if time.monotonic() > deadline:
-            raise HostError(f"cannot empty cgroup {group}: {sorted(cgroup_pids(group))} remain")
-        time.sleep(0.05)
-    return removed
+# -- the container's processes -------------------------------------------------------------------
 
 
 def container_pid1(groups: list[Path]) -> int | None:
@@ -460,9 +381,6 @@ class NspawnContainer:
                 except subprocess.TimeoutExpired:
                     self.process.kill()
                     self.process.wait(timeout=KILL_TIMEOUT)
-        # Local import: cleanup imports this module for its record format.
-        from snapconform.hosts.cleanup import remove_record
-
         if self.state.exists():
             remove_record(self.state)
         _LIVE.discard(self)
@@ -613,8 +531,35 @@ def _kernel_has(filesystem: str) -> bool:
     return any(line.split()[-1] == filesystem for line in text.splitlines() if line.split())
 
 
+def first_boot(rootfs: Path, mode: str, scripts: Sequence[str], cpu: int | None) -> list[str]:
+    """Boot ``rootfs`` itself (no overlay) once, run ``scripts`` in order, power it off.
+
+    This is the golden recipe's first boot (snapconform.images.golden.FirstBoot), given to it
+    by NspawnHost: the image room never imports a backend.
+    """
+    container = NspawnContainer(rootfs, mode=mode, cpu=cpu, overlay=False)
+    outputs = []
+    try:
+        container.boot(timeout=FIRST_BOOT_TIMEOUT)
+        for script in scripts:
+            done = container.run(script, timeout=FIRST_BOOT_SCRIPT_TIMEOUT)
+            if done.returncode != 0:
+                raise HostError(
+                    f"first boot of {rootfs}: a step failed (exit {done.returncode}):\n"
+                    + done.stdout
+                )
+            outputs.append(done.stdout)
+        container.poweroff(timeout=POWEROFF_TIMEOUT)
+    finally:
+        container.kill()
+    return outputs
+
+
 class NspawnHost(Host):
-    """Debian RELEASE's stock snapd in a systemd-nspawn container (``nspawn://bookworm``)."""
+    """Debian RELEASE's snapd in a systemd-nspawn container (``nspawn://bookworm``); with
+    ``?snapd=testkeys`` the store tier (its test-keys build, pointed at the served store)."""
+
+    QUERY_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"snapd": store_tier.SNAPD_CHOICES}
 
     def __init__(
         self,
@@ -626,14 +571,22 @@ class NspawnHost(Host):
     ) -> None:
         super().__init__(spec)
         self.release = spec.hostname or "bookworm"
-        if self.release not in golden.RELEASES:
+        if self.release not in releases.RELEASES:
             raise ValueError(
-                f"{spec.raw}: unknown release {self.release!r}; known: {', '.join(golden.RELEASES)}"
+                f"{spec.raw}: unknown release {self.release!r}; "
+                f"known: {', '.join(releases.RELEASES)}"
             )
-        self.mode = mode or golden.DEFAULT_MODES[self.release]
-        self.recipe = golden.ImageRecipe(self.release, self.mode)
+        self.mode = mode or releases.DEFAULT_MODES[self.release]
+        self.snapd_flavour = spec.query.get("snapd", "archive")
+        # The store tier's recipe is known once its snapd build is (at start).
+        self.recipe: golden.ImageRecipe | None = None
+        if self.snapd_flavour == "archive":
+            self.recipe = golden.ImageRecipe(self.release, self.mode)
+        elif mode is not None and mode not in releases.MODES:
+            golden.ImageRecipe(self.release, mode)  # the same error for a bad mode
         self.cache_dir = cache_dir
         self.requested_cpu = cpu
+        self.snapd_build: snapd_build.SnapdBuild | None = None
         self.image: golden.GoldenImage | None = None
         self.container: NspawnContainer | None = None
         self._cpu: int | None = cpu
@@ -666,12 +619,10 @@ class NspawnHost(Host):
             self.stop()  # it died: clear what it left before booting anew
         self.preflight()
         # Leftovers of killed runs (their owner is gone) go first; live runs are not touched.
-        from snapconform.hosts.cleanup import sweep
-
         for action in sweep():
             print(f"snapconform: cleanup of a killed run: {action}", file=sys.stderr)
         if self.image is None or not self.image.rootfs.is_dir():
-            self.image = golden.ensure_image(self.recipe, self.cache_dir, self.requested_cpu)
+            self.image = self._ensure_image()
         container = NspawnContainer(self.image.rootfs, mode=self.mode, cpu=self.requested_cpu)
         self.container = container
         self._cpu = container.cpu
@@ -681,6 +632,25 @@ class NspawnHost(Host):
             container.kill()
             self.container = None
             raise
+
+    def _ensure_image(self) -> golden.GoldenImage:
+        """The golden image (the store tier's: after its snapd build), built when missing."""
+        if self.snapd_flavour == store_tier.FLAVOUR:
+            self.snapd_build = snapd_build.ensure_testkeys_build(self.release, self.cache_dir)
+            self.recipe = store_tier.store_recipe(self.release, self.mode, self.snapd_build)
+        assert self.recipe is not None
+        image = golden.ensure_image(
+            self.recipe,
+            self.cache_dir,
+            first_boot=functools.partial(first_boot, cpu=self.requested_cpu),
+        )
+        if self.snapd_flavour == store_tier.FLAVOUR and not store_tier.trusts_test_root(
+            image.rootfs
+        ):
+            raise HostError(
+                f"{self.url}: the image {image.entry} holds a snapd without the test keys"
+            )
+        return image
 
     def reset(self) -> None:
         self.stop()
@@ -730,6 +700,10 @@ class NspawnHost(Host):
         return True
 
     @property
+    def store_url(self) -> str | None:
+        return store_tier.STORE_URL if self.snapd_flavour == store_tier.FLAVOUR else None
+
+    @property
     def container_pid(self) -> int | None:
         """The container's PID 1 as the controller sees it (None when stopped)."""
         return self.container.pid1 if self.container is not None else None
@@ -740,6 +714,10 @@ class NspawnHost(Host):
             "kind": "nspawn",
             "release": self.release,
             "mode": self.mode,
+            # "testkeys" alone until start() has resolved the build's source version
+            "snapd_build": self.recipe.snapd_build
+            if self.recipe is not None
+            else self.snapd_flavour,
         }
         if self.image is not None:
             facts["snapd"] = self.image.snapd_version

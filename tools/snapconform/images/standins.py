@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from snapconform.hosts.snappack import pack_snap
+from snapconform.images.snappack import pack_snap
 
 STANDIN_SNAPD_VERSION = "2.57.6"
 

@@ -1,41 +1,40 @@
-"""The golden tree: a Debian release with stock snapd, seeded once, that every boot overlays.
+"""The golden tree: a Debian release with its snapd, seeded once, that every boot overlays.
 
 Built once per machine and cached under ``$XDG_CACHE_HOME/snapconform/images/`` (default
-``~/.cache``), keyed by release, mode and a hash of this recipe (packages, tweaks, stand-ins).
-Steps: mmdebstrap a minbase tree; write the config-only tweaks (snapd stays stock); build the
-offline stand-ins from the tree; boot the tree once, writable, install the stand-ins and hold
-refreshes; record `snap version`; stop; rename the finished entry into place. A half-built
-entry is never used (it lives under a ``.build-*`` name until the final rename), and a lock file
-keeps two builders from racing.
+``~/.cache``), keyed by release, mode and a hash of this recipe (packages, tweaks, stand-ins,
+and for the store tier the test-keys build). Steps: mmdebstrap a minbase tree; write the
+config-only tweaks; for the store tier, install the test-keys snapd over the archive's and
+hold it; build the offline stand-ins from the tree; boot the tree once, writable, install the
+stand-ins and hold refreshes; record `snap version`; stop; rename the finished entry into place.
+A half-built entry is never used (it lives under a ``.build-*`` name until the final rename),
+and a lock file keeps two builders from racing.
+
+How the tree is booted is the host backend's business: it hands ``ensure_image`` a
+``FirstBoot`` callback, so this room never imports a backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from snapconform import paths
-from snapconform.hosts import standins
 from snapconform.hosts.base import HostError
+from snapconform.images import cache, mirror, standins
+from snapconform.images.chroot import run_in_tree
+from snapconform.images.releases import DEFAULT_MODES, MODES, RELEASES, aptopts, check_release
 
-RELEASES = ("bookworm", "trixie", "sid")
-MODES = ("privileged", "userns")
-DEFAULT_MODES = {"bookworm": "privileged", "trixie": "privileged", "sid": "userns"}
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-MIRROR_ENV = "SNAPCONFORM_DEBIAN_MIRROR"
+__all__ = ["DEFAULT_MODES", "MODES", "RELEASES", "FirstBoot", "GoldenImage", "ImageRecipe"]
 
 # Bump when anything below changes in a way the hashed texts do not show.
 IMAGE_RECIPE = "golden-v1"
@@ -183,13 +182,31 @@ def nsswitch_hosts_files_only(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class SnapdOverride:
+    """Locally built snapd packages installed over the archive's (``dpkg -i``, then held), and
+    the config files that go with them (relative path, text)."""
+
+    flavour: str  # names the image family, e.g. "testkeys"
+    label: str  # which snapd this is, for reports: "testkeys 2.57.6-1+deb12u1"
+    debs: tuple[Path, ...]
+    deb_sha256: tuple[str, ...]
+    files: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9]*", self.flavour):
+            raise ValueError(f"bad snapd flavour {self.flavour!r}")
+        if len(self.debs) != len(self.deb_sha256) or not self.debs:
+            raise ValueError("a snapd override needs one sha256 per .deb, and at least one .deb")
+
+
+@dataclass(frozen=True)
 class ImageRecipe:
     release: str
     mode: str
+    snapd: SnapdOverride | None = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.release not in RELEASES:
-            raise ValueError(f"unknown release {self.release!r}; known: {', '.join(RELEASES)}")
+        check_release(self.release)
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
 
@@ -200,10 +217,18 @@ class ImageRecipe:
 
     @property
     def aptopts(self) -> tuple[str, ...]:
-        # Testing and unstable Release files may look expired against this machine's clock.
-        if self.release == "bookworm":
-            return ()
-        return ('Acquire::Check-Valid-Until "false"',)
+        return aptopts(self.release)
+
+    @property
+    def snapd_build(self) -> str:
+        """Which snapd the image runs: "archive" (Debian's binary) or the override's label."""
+        return self.snapd.label if self.snapd is not None else "archive"
+
+    @property
+    def family(self) -> str:
+        """Entries of one family replace each other (release, mode and snapd flavour)."""
+        base = f"{self.release}-{self.mode}"
+        return f"{base}-{self.snapd.flavour}" if self.snapd is not None else base
 
     @property
     def key(self) -> str:
@@ -221,8 +246,15 @@ class ImageRecipe:
             "nsswitch": nsswitch_hosts_files_only("hosts: files dns"),
             "links": tweak_links(self.mode),
         }
+        if self.snapd is not None:  # archive keys stay as they were before overrides existed
+            recipe["snapd"] = {
+                "label": self.snapd.label,
+                "debs": [path.name for path in self.snapd.debs],
+                "sha256": list(self.snapd.deb_sha256),
+                "files": dict(self.snapd.files),
+            }
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
-        return f"{self.release}-{self.mode}-{digest[:12]}"
+        return f"{self.family}-{digest[:12]}"
 
 
 @dataclass(frozen=True)
@@ -238,14 +270,23 @@ class GoldenImage:
     def rootfs(self) -> Path:
         return self.entry / "rootfs"
 
+    @property
+    def snapd_build(self) -> str:
+        return self.recipe.snapd_build
 
-def cache_root(cache_dir: Path | None = None) -> Path:
-    """``cache_dir`` if given, else snapconform's per-machine cache (see snapconform.paths)."""
-    return Path(cache_dir) if cache_dir is not None else paths.cache_root()
+
+class FirstBoot(Protocol):
+    """How a host backend boots a tree once to seed it (given to ``ensure_image``)."""
+
+    def __call__(self, rootfs: Path, mode: str, scripts: Sequence[str]) -> list[str]:
+        """Boot ``rootfs`` writable (no overlay) until snapd has seeded, run each bash script
+        in order, shut down cleanly; return each script's output. A script that exits non-zero
+        raises HostError carrying its output."""
+        ...
 
 
-def progress(message: str) -> None:
-    print(f"snapconform: {message}", file=sys.stderr, flush=True)
+def images_root(cache_dir: Path | None = None) -> Path:
+    return cache.cache_root(cache_dir) / "images"
 
 
 def snapd_version_of(tree: Path) -> str:
@@ -287,47 +328,28 @@ def _load(entry: Path, recipe: ImageRecipe) -> GoldenImage | None:
     )
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress(f"waiting for another builder ({lock_path})")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure_image(
-    recipe: ImageRecipe, cache_dir: Path | None = None, cpu: int | None = None
+    recipe: ImageRecipe, cache_dir: Path | None = None, *, first_boot: FirstBoot
 ) -> GoldenImage:
-    """The cached golden image for ``recipe``, built first when there is none."""
-    images = cache_root(cache_dir) / "images"
+    """The cached golden image for ``recipe``, built first (booted once with ``first_boot``)
+    when there is none."""
+    images = images_root(cache_dir)
     entry = images / recipe.key
     image = _load(entry, recipe)
     if image is not None:
         return image
-    with _locked(images / f".{recipe.key}.lock"):
+    with cache.locked(cache.lock_path(images, recipe.key)):
         image = _load(entry, recipe)
         if image is not None:
             return image
-        for stale in images.glob(f".build-{recipe.key}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        build_dir = images / f".build-{recipe.key}-{os.getpid()}"
+        cache.remove_stale_builds(images, recipe.key)
+        build_dir = cache.build_dir_for(images, recipe.key)
         try:
-            _build(recipe, build_dir, cpu)
-            if entry.exists():  # an unusable old entry (e.g. its refresh hold runs out)
-                retired = images / f".retired-{recipe.key}-{os.getpid()}"
-                entry.rename(retired)
-                shutil.rmtree(retired, ignore_errors=True)
-            build_dir.rename(entry)
+            _build(recipe, build_dir, first_boot)
+            cache.put_in_place(build_dir, entry)  # replaces an unusable old entry
             # A process still on an older recipe keeps its entry for a day.
             for action in prune_images(cache_dir, SUPERSEDED_KEEP_SECONDS, only=recipe):
-                progress(action)
+                cache.progress(action)
         finally:
             if build_dir.exists():
                 shutil.rmtree(build_dir, ignore_errors=True)
@@ -337,43 +359,62 @@ def ensure_image(
     return image
 
 
+def _family_of(entry_name: str) -> str:
+    return entry_name.rsplit("-", 1)[0]  # the key is FAMILY-DIGEST
+
+
 def prune_images(
     cache_dir: Path | None = None, min_age: float = 0.0, only: ImageRecipe | None = None
 ) -> list[str]:
-    """Remove image entries an older recipe built (at least ``min_age`` seconds ago) that no
-    running container uses; with ``only``, just that release and mode. Returns what it did."""
-    images = cache_root(cache_dir) / "images"
-    current = {ImageRecipe(r, m).key for r in RELEASES for m in MODES}
+    """Remove image entries that a newer one of their family superseded (at least ``min_age``
+    seconds old) and that no running container uses; with ``only``, just that recipe's family
+    (its own key is current). Without it the current archive keys are the recipes' own, and in
+    other families (the store tier's) the newest entry is current. Returns what it did."""
+    images = images_root(cache_dir)
+    if not images.is_dir():
+        return []
+    entries = [p for p in sorted(images.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    if only is not None:
+        entries = [p for p in entries if _family_of(p.name) == only.family]
+        current = {only.key}
+    else:
+        current = {ImageRecipe(r, m).key for r in RELEASES for m in MODES}
+        archive_families = {_family_of(key) for key in current}
+        newest: dict[str, tuple[float, str]] = {}
+        for path in entries:
+            family = _family_of(path.name)
+            if family in archive_families:
+                continue
+            mtime = _mtime(path / "meta.json")
+            if family not in newest or mtime > newest[family][0]:
+                newest[family] = (mtime, path.name)
+        current |= {name for _mtime, name in newest.values()}
     in_use = set()
     with contextlib.suppress(OSError):
         for record in Path("/run/snapconform").glob("*/tree"):
             in_use.add(record.read_text().strip())
-    pattern = f"{only.release}-{only.mode}-*" if only else "*-*-*"
     actions = []
-    for old in sorted(images.glob(pattern)) if images.is_dir() else []:
-        if old.name.startswith(".") or old.name in current or str(old / "rootfs") in in_use:
+    for old in entries:
+        if old.name in current or str(old / "rootfs") in in_use:
             continue
-        try:
-            age = time.time() - (old / "meta.json").stat().st_mtime
-        except OSError:
-            age = min_age
-        if age < min_age:
+        if time.time() - _mtime(old / "meta.json", default=time.time() - min_age) < min_age:
             continue
-        retired = images / f".retired-{old.name}-{os.getpid()}"
-        old.rename(retired)
-        shutil.rmtree(retired, ignore_errors=True)
-        (images / f".{old.name}.lock").unlink(missing_ok=True)
+        cache.remove_tree(old)
+        cache.lock_path(images, old.name).unlink(missing_ok=True)
         actions.append(f"removed superseded image {old.name}")
     return actions
 
 
-def _build(recipe: ImageRecipe, build_dir: Path, cpu: int | None) -> None:
-    started = time.monotonic()
-    build_dir.mkdir(parents=True)
-    rootfs = build_dir / "rootfs"
-    mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
-    progress(f"building the {recipe.release} golden image in {build_dir} (first time: ~1-2 min)")
-    progress(f"[1/4] mmdebstrap {recipe.release} from {mirror}")
+def _mtime(path: Path, default: float = 0.0) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return default
+
+
+def _mmdebstrap(recipe: ImageRecipe, rootfs: Path, log: Path) -> None:
+    archive = mirror.debian_mirror()
+    cache.progress(f"[1/4] mmdebstrap {recipe.release} from {archive}")
     argv = [
         "mmdebstrap",
         "--variant=minbase",
@@ -381,17 +422,54 @@ def _build(recipe: ImageRecipe, build_dir: Path, cpu: int | None) -> None:
         *(f"--aptopt={opt}" for opt in recipe.aptopts),
         recipe.release,
         str(rootfs),
-        mirror,
+        archive,
     ]
-    log = build_dir / "mmdebstrap.log"
     with open(log, "w") as out:
         result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise HostError(f"mmdebstrap {recipe.release} failed (exit {result.returncode}):\n{tail}")
 
-    progress("[2/4] writing config tweaks and building the core/snapd stand-ins")
+
+def install_snapd_override(rootfs: Path, override: SnapdOverride, log: Path) -> None:
+    """Install the override's .debs over the tree's snapd (dpkg -i, held) and write its files."""
+    staging = rootfs / "root/snapconform-debs"
+    staging.mkdir(parents=True, exist_ok=True)
+    names = []
+    for deb in override.debs:
+        shutil.copyfile(deb, staging / deb.name)
+        names.append(f"/root/snapconform-debs/{deb.name}")
+    packages = [deb.name.split("_", 1)[0] for deb in override.debs]
+    script = "\n".join(
+        [
+            # The same version as the archive's without its binNMU suffix: a downgrade.
+            shlex.join(["dpkg", "-i", *names]),
+            shlex.join(["apt-mark", "hold", *packages]),
+            "rm -rf /root/snapconform-debs",
+        ]
+    )
+    run_in_tree(rootfs, script, log, label=f"installing {override.label}", timeout=600)
+    for relative, text in override.files:
+        path = rootfs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _build(recipe: ImageRecipe, build_dir: Path, first_boot: FirstBoot) -> None:
+    started = time.monotonic()
+    build_dir.mkdir(parents=True)
+    rootfs = build_dir / "rootfs"
+    cache.progress(
+        f"building the {recipe.release} golden image ({recipe.snapd_build} snapd) in {build_dir}"
+        " (first time: ~1-2 min)"
+    )
+    _mmdebstrap(recipe, rootfs, build_dir / "mmdebstrap.log")
+
+    cache.progress("[2/4] writing config tweaks and building the core/snapd stand-ins")
     apply_tweaks(rootfs, recipe.mode)
+    if recipe.snapd is not None:
+        cache.progress(f"[2/4] installing snapd {recipe.snapd.label} over the archive's")
+        install_snapd_override(rootfs, recipe.snapd, build_dir / "override.log")
     snaps = standins.build_standins(rootfs, build_dir / "standins")
     staging = rootfs / "root/standins"
     staging.mkdir(parents=True, exist_ok=True)
@@ -407,49 +485,34 @@ def _build(recipe: ImageRecipe, build_dir: Path, cpu: int | None) -> None:
         hold_until = ends.strftime("%Y-%m-%dT%H:%M:%SZ")
         hold = f"snap set system refresh.hold={shlex.quote(hold_until)}"
 
-    progress(f"[3/4] first boot (snapd {snapd_version}): seeding, installing stand-ins")
-    # nspawn imports this module; importing it here keeps the dependency one-way at load time.
-    from snapconform.hosts.nspawn import NspawnContainer
+    cache.progress(f"[3/4] first boot (snapd {snapd_version}): seeding, installing stand-ins")
+    prepare = "\n".join(
+        [
+            "set -e",
+            "snap install --dangerous /root/standins/snapd.snap",
+            "snap install --dangerous /root/standins/core.snap",
+            hold,
+            "rm -rf /root/standins",
+        ]
+    )
+    _prepared, version = first_boot(rootfs, recipe.mode, [prepare, "snap version"])
+    cache.progress("[4/4] first boot done; storing the image")
 
-    container = NspawnContainer(rootfs, mode=recipe.mode, cpu=cpu, overlay=False)
-    try:
-        container.boot(timeout=BUILD_BOOT_TIMEOUT)
-        script = "\n".join(
-            [
-                "set -e",
-                "snap install --dangerous /root/standins/snapd.snap",
-                "snap install --dangerous /root/standins/core.snap",
-                hold,
-                "rm -rf /root/standins",
-            ]
-        )
-        done = container.run(script, timeout=300)
-        if done.returncode != 0:
-            raise HostError(
-                f"preparing the {recipe.release} image failed (exit {done.returncode}):\n"
-                + done.stdout
-            )
-        version = container.run("snap version", timeout=60)
-        if version.returncode != 0:
-            raise HostError(f"`snap version` failed in the new image:\n{version.stdout}")
-        progress("[4/4] stopping the first boot and storing the image")
-        container.poweroff(timeout=POWEROFF_TIMEOUT)
-    finally:
-        container.kill()
-
-    (build_dir / "snap-version.txt").write_text(version.stdout)
+    (build_dir / "snap-version.txt").write_text(version)
     meta = {
         "key": recipe.key,
+        "family": recipe.family,
         "release": recipe.release,
         "mode": recipe.mode,
         "packages": list(recipe.packages),
         "snapd_version": snapd_version,
+        "snapd_build": recipe.snapd_build,
         "hold_until": hold_until,
         "built_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "build_seconds": round(time.monotonic() - started, 1),
     }
     (build_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    progress(f"golden image {recipe.key} ready in {meta['build_seconds']} s")
+    cache.progress(f"golden image {recipe.key} ready in {meta['build_seconds']} s")
 
 
 def apply_tweaks(rootfs: Path, mode: str) -> None:
