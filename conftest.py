@@ -187,3 +187,24 @@ def names() -> object:
     from snapconform.conformance.session import NameAllocator
 
     return NameAllocator()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A long run shows its progress (steps, rate, coverage labels) on the terminal."""
+    try:
+        from snapconform.reports.pytest_run import session_started
+
+        session_started(session)
+    except Exception as exc:  # a report is a courtesy: it never fails the run
+        warnings.warn(pytest.PytestWarning(f"no progress lines: {exc!r}"), stacklevel=1)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A conformance session, even an interrupted one, writes artifacts/report.html."""
+    try:
+        from snapconform.reports.pytest_run import session_finished
+
+        artifacts = Path(session.config.getoption("--artifacts")).resolve()
+        session_finished(session, exitstatus, artifacts, _safe_name)
+    except Exception as exc:  # a report bug never fails the run: it is a warning
+        warnings.warn(pytest.PytestWarning(f"no run report: {exc!r}"), stacklevel=1)

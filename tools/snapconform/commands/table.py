@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from snapconform.model.plan import FORMATS, PlanError, evaluate, parse_plan, render
+from snapconform.reports import diagrams
 
 PROG = "snapconform table"
 
@@ -24,7 +25,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("plan", type=Path, metavar="PLAN.yaml", help="the release plan")
     parser.add_argument(
-        "--format", choices=FORMATS, default="text", help="output format (default: text)"
+        "--format",
+        choices=FORMATS + diagrams.FORMATS,
+        default="text",
+        help="output format (default: text); html, svg and mermaid draw one flow per user",
     )
     parser.set_defaults(func=run)
 
@@ -42,5 +46,13 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.format in diagrams.FORMATS:
+        try:
+            drawn = diagrams.render_diagram(table, args.format, title=path.name)
+        except diagrams.DiagramError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 2
+        sys.stdout.write(drawn)
+        return 0
     sys.stdout.write(render(table, args.format))
     return 0
