@@ -101,8 +101,8 @@ def test_install_result_has_every_field_snapd_reads(served, tmp_path):
     assert snap["publisher"] == {
         "id": "testrootorg",
         "username": "testrootorg",
-        "display-name": "Test Root Org",
-        "validation": "unproven",
+        "display-name": "Testrootorg",
+        "validation": "verified",
     }
     blob = (tmp_path / "blobs" / f"{NAME}_4.bin").read_bytes()
     download = snap["download"]
@@ -361,7 +361,8 @@ def test_unknown_path_is_404(served):
 def test_every_request_is_one_log_line(served):
     context = [context_entry(SNAP_ID, 1, ZERO, "latest/stable")]
     served.actions([install_action(NAME, "candidate")])
-    served.actions([refresh_action(SNAP_ID)], context)
+    scheduled = {"Snap-Refresh-Reason": "scheduled", "Snap-Device-Architecture": "amd64"}
+    served.actions([refresh_action(SNAP_ID)], context, headers=scheduled)
     served.actions([install_action("sc-nowhere", "stable")])
     served.request("GET", f"/v2/assertions/snap-declaration/16/{SNAP_ID}")
     served.request("GET", f"/download/{NAME}_1.snap")
@@ -388,6 +389,7 @@ def test_every_request_is_one_log_line(served):
         }
     ]
     assert refresh["request"]["context"] == context
+    assert refresh["headers"] == scheduled  # an auto-refresh says so
     assert refresh["results"][0]["revision"] == 2
     assert refresh["results"][0]["why"] == served.store.refresh("stable", 1, ZERO).why
     assert unknown["results"][0]["code"] == "name-not-found"
@@ -477,3 +479,30 @@ def test_a_bad_catalog_at_start_is_one_line(tmp_path):
         .strip()
         .endswith("server_program: catalog.json: snaps.x.snap-id: expected str, got 3")
     )
+
+
+def test_tracks(tmp_path, keys):
+    """A bare track means its stable risk; a track's closed risk follows that track's less
+    risky ones, never latest's."""
+    store = release_all(Store(), [("stable", 1, "0"), ("2.0/stable", 2, "0"), ("2.0/beta", 3, "0")])
+    catalog = CatalogWriter(keys).write(
+        tmp_path / "catalog", [catalog_snap(tmp_path / "b", NAME, store)]
+    )
+    with running_server(catalog, tmp_path) as server:
+
+        def install(channel: str) -> tuple[int, str]:
+            result = only_result(server.actions([install_action(NAME, channel)]))
+            return result["snap"]["revision"], result["effective-channel"]
+
+        assert install("2.0") == (2, "2.0/stable")
+        assert install("2.0/stable") == (2, "2.0/stable")
+        assert install("2.0/candidate") == (2, "2.0/stable")
+        assert install("2.0/edge") == (3, "2.0/beta")
+        assert install("latest/beta") == (1, "stable")
+        missing = only_result(server.actions([install_action(NAME, "3.0/stable")]))
+        assert missing["error"]["code"] == "revision-not-found"
+        assert [r["channel"] for r in missing["error"]["extra"]["releases"]] == [
+            "latest/stable",
+            "2.0/stable",
+            "2.0/beta",
+        ]

@@ -93,8 +93,10 @@ class Publisher:
         }
 
 
-# snapd built with test keys trusts this account already (no account assertion needed).
-TESTROOTORG = Publisher(assertions.AUTHORITY, assertions.AUTHORITY, "Test Root Org")
+# snapd built with test keys trusts this account already (no account assertion needed); the
+# store names it as its account assertion does (asserts/systestkeys/trusted.go), and snapd
+# shows that one ("from Testrootorg**": verified, in ASCII).
+TESTROOTORG = Publisher(assertions.AUTHORITY, assertions.AUTHORITY, "Testrootorg", "verified")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,17 @@ CHUNK = 1 << 16
 # A path segment of an assertion or file name: no separators, no dot-only names.
 SEGMENT = re.compile(r"(?!\.\.?$)[A-Za-z0-9._=~+-]+")
 SNAP_EVENTS = ("release", "close", "unrelease")
+# Request headers worth keeping in the log: why snapd asked (an auto-refresh says "scheduled")
+# and what it said about the device.
+LOGGED_HEADERS = (
+    "Snap-Refresh-Reason",
+    "Snap-Refresh-Managed",
+    "Snap-Device-Architecture",
+    "Snap-Device-Series",
+    "Snap-Classic",
+    "Snap-Accept-Delta-Format",
+    "Range",
+)
 
 
 class CatalogError(ValueError):
@@ -763,6 +774,9 @@ class StoreHandler(BaseHTTPRequestHandler):
             "method": method,
             "path": self.path,
         }
+        headers = {name: self.headers[name] for name in LOGGED_HEADERS if name in self.headers}
+        if headers:
+            entry["headers"] = headers
         try:
             reply = self.route(method, path, body)
         except Exception as exc:  # the log must say why, and snapd must get an answer
