@@ -66,7 +66,7 @@ def test_the_ticker_thread_writes_through_its_writer():
     assert len(written) == 2 and all("x-number reuse 1" in line for line in written)
 
 
-INNER_TEST = '''
+INNER_TEST = """
 import time
 
 import pytest
@@ -83,7 +83,7 @@ def test_a_long_state_machine_run(tmp_path):
         recorder.steps += 5
         recorder.labels["epoch-crossing refresh"] = recorder.steps // 5
         time.sleep(0.25)
-'''
+"""
 
 
 def test_progress_lines_pass_pytest_capture_and_the_session_writes_a_report(tmp_path):

@@ -142,6 +142,13 @@ class RunView:
     problems: list[str]
 
     @property
+    def snapd_version(self) -> str | None:
+        """The `snapd X` line of `snap version` (host.json keeps the whole text)."""
+        text = str(self.host.get("snapd") or "")
+        found = re.search(r"^snapd\s+(\S+)", text, re.MULTILINE)
+        return f"snapd {found.group(1)}" if found else (text.strip() or None)
+
+    @property
     def snapd_build(self) -> str | None:
         build = self.host.get("snapd_build")
         return str(build) if build else None
