@@ -426,3 +426,37 @@ def test_the_build_runs_in_a_private_namespace(tmp_path: Path) -> None:
     ]
     with pytest.raises(HostError, match="holds ',' or ':'"):
         chroot.chroot_script(tmp_path / "a,b", "true", overlay_upper=tmp_path / "ov")
+
+
+def test_phases_and_heartbeats_are_said(tmp_path: Path) -> None:
+    script = "\n".join(
+        [chroot.phase("[1/2] first", "some detail"), "sleep 0.3", chroot.phase("[2/2] second")]
+    )
+    said: list[str] = []
+    log = tmp_path / "run.log"
+    code = chroot.run_logged(
+        ["sh", "-c", script + "\nexit 3"], log, label="job", heartbeat=0.0, say=said.append
+    )
+    assert code == 3
+    assert said[0] == "job: [1/2] first: some detail"
+    assert "job: [2/2] second" in said
+    beats = [line for line in said if "elapsed" in line]
+    assert beats and beats[0].startswith("job: still at [1/2] first, ")
+    assert "snapconform-phase: [1/2] first | some detail" in log.read_text()
+
+
+def test_a_refused_download_is_named_in_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    log.write_text(
+        "Err:1 http://m/debian trixie/main snapd 2.68.3-3+deb13u1 (dsc)\n  404  Not Found\n"
+        "E: Failed to fetch http://m/debian/pool/main/s/snapd/snapd_2.68.3-3%2bdeb13u1.dsc"
+        "  404  Not Found [IP: 192.0.2.1 80]\n"
+        "E: Failed to fetch http://m/debian/pool/main/s/snapd/snapd_2.68.3.orig.tar.gz"
+        "  404  Not Found [IP: 192.0.2.1 80]\n"
+        "E: Failed to fetch some archives.\n"
+    )
+    assert chroot.failure_reason(log) == (
+        "the mirror answered HTTP 404 for snapd_2.68.3-3+deb13u1.dsc, snapd_2.68.3.orig.tar.gz"
+    )
+    log.write_text("dpkg-buildpackage: error: debian/rules binary subprocess returned exit 2\n")
+    assert chroot.failure_reason(log) is None

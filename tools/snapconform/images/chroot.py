@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,18 +26,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import unquote
 
-from snapconform.hosts.base import HostError
+from snapconform.hosts.base import HostError, HostUnavailable
 from snapconform.images.cache import progress
 
 PHASE_MARK = "snapconform-phase: "
+PHASE_DETAIL = " | "
 HEARTBEAT_SECONDS = 30.0
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def phase(text: str) -> str:
-    """The shell line that marks the start of a phase in a chroot script's output."""
-    return f"echo {shlex.quote(PHASE_MARK + text)}"
+def phase(name: str, detail: str = "") -> str:
+    """The shell line that marks the start of a phase in a chroot script's output: ``name``
+    names it in heartbeats, ``detail`` is said once when it starts."""
+    return f"echo {shlex.quote(PHASE_MARK + name + (PHASE_DETAIL + detail if detail else ''))}"
 
 
 def format_elapsed(seconds: float) -> str:
@@ -102,13 +106,16 @@ def run_logged(
     heartbeat: float = HEARTBEAT_SECONDS,
     say: Callable[[str], None] = progress,
     timeout: float | None = None,
+    since: float | None = None,
 ) -> int:
-    """Run ``argv`` with its output appended to ``log``; echo its phase marks and a heartbeat.
+    """Run ``argv`` with its output appended to ``log``; echo its phase marks and a heartbeat
+    giving the time elapsed since ``since`` (a time.monotonic() value; default: now).
 
     Returns the exit code. Interrupted (or past ``timeout``), the whole process group is killed
     before the exception goes on.
     """
     started = time.monotonic()
+    since = started if since is None else since
     last_beat = started
     current = ""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +134,7 @@ def run_logged(
             pending = b""
             while True:
                 try:
-                    code = process.wait(timeout=1.0)
+                    code = process.wait(timeout=min(1.0, max(heartbeat, 0.05)))
                 except subprocess.TimeoutExpired:
                     code = None
                 pending += reader.read()
@@ -135,8 +142,9 @@ def run_logged(
                 for raw in complete:
                     line = raw.decode(errors="replace")
                     if line.startswith(PHASE_MARK):
-                        current = line[len(PHASE_MARK) :].strip()
-                        say(f"{label}: {current}")
+                        current, _, detail = line[len(PHASE_MARK) :].partition(PHASE_DETAIL)
+                        current = current.strip()
+                        say(f"{label}: {current}" + (f": {detail.strip()}" if detail else ""))
                 if code is not None:
                     return code
                 now = time.monotonic()
@@ -146,8 +154,8 @@ def run_logged(
                     )
                 if now - last_beat >= heartbeat:
                     last_beat = now
-                    doing = f" ({current})" if current else ""
-                    say(f"{label}: still working{doing}, {format_elapsed(now - started)} elapsed")
+                    doing = f" at {current}" if current else ""
+                    say(f"{label}: still{doing}, {format_elapsed(now - since)} elapsed")
     except BaseException:
         if process.poll() is None:
             with_group_killed(process)
@@ -170,13 +178,45 @@ def run_in_tree(
     overlay_upper: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    since: float | None = None,
 ) -> None:
-    """Run the bash ``script`` chrooted into ``tree`` (see the module text); raise HostError
-    with the log's tail when it fails."""
+    """Run the bash ``script`` chrooted into ``tree`` (see the module text). When it fails,
+    raise HostError with a one-line reason and the log's tail (HostUnavailable when the mirror
+    refused a download: this machine cannot make it)."""
     argv = namespace_argv(chroot_script(tree, script, overlay_upper=overlay_upper, env=env))
-    code = run_logged(argv, log, label=label, timeout=timeout)
+    code = run_logged(argv, log, label=label, timeout=timeout, since=since)
     if code != 0:
-        raise HostError(f"{label} failed (exit {code}); log {log}:\n{log_tail(log)}")
+        reason = failure_reason(log)
+        # A mirror that will not serve a file is this machine's limit, not a fault of the host.
+        error = HostUnavailable if reason else HostError
+        raise error(
+            f"{label} failed (exit {code})"
+            + (f": {reason}" if reason else "")
+            + f"; log {log}:\n{log_tail(log)}"
+        )
+
+
+_FETCH_FAILED = re.compile(r"^E: Failed to fetch (\S+)\s+(\d{3})\b")
+
+
+def failure_reason(log: Path) -> str | None:
+    """One line saying why apt failed, when the log shows it (files the mirror refused)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    refused: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = _FETCH_FAILED.match(line)
+        if match:
+            name = unquote(match.group(1).rsplit("/", 1)[-1])
+            refused.setdefault(match.group(2), []).append(name)
+    if not refused:
+        return None
+    return "; ".join(
+        f"the mirror answered HTTP {status} for {', '.join(names)}"
+        for status, names in sorted(refused.items())
+    )
 
 
 def log_tail(log: Path, lines: int = 20) -> str:

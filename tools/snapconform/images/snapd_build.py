@@ -13,7 +13,8 @@ tree of the same release, so the only difference from the archive's binary is th
 4. the snapd .deb and the test private keys (``TestStorePrivKey``, ``TestRootPrivKey`` from
    asserts/systestkeys/trusted.go of the unpacked source) go to
    ``cache_root()/snapd-builds/RELEASE-V/`` (``debs/``, ``keys/store.key``, ``keys/root.key``,
-   mode 0600), which is renamed into place only when complete.
+   mode 0600), which is renamed into place only when complete. The last attempt's logs stay in
+   ``snapd-builds/logs-RELEASE/``.
 
 The source version is checked again at most every ``SOURCE_CHECK_SECONDS`` (and whenever the
 check cannot be trusted); a build is redone only when it changed. The keys are public test keys,
@@ -33,9 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from snapconform.hosts.base import HostError
+from snapconform.hosts.base import HostError, HostUnavailable
 from snapconform.images import cache, mirror, releases
-from snapconform.images.chroot import format_elapsed, phase, run_in_tree, run_logged
+from snapconform.images.chroot import (
+    failure_reason,
+    format_elapsed,
+    phase,
+    run_in_tree,
+    run_logged,
+)
 
 BUILDS_DIR = "snapd-builds"
 BUILDD_RECIPE = "buildd-v1"  # bump when the build tree's recipe changes in a way not hashed
@@ -274,10 +281,15 @@ def _buildd_tree(builds: Path, release: str, work: Path, say: Say) -> Path:
         str(fresh / "rootfs"),
         *lines,
     ]
-    log = work / "mmdebstrap.log"
+    log = _fresh_log(builds, release, "mmdebstrap.log")
     code = run_logged(argv, log, label=f"snapd build ({release}) [1/5] mmdebstrap", say=say)
     if code != 0:
-        raise HostError(f"mmdebstrap of the {release} build tree failed (exit {code}); log {log}")
+        reason = failure_reason(log)
+        raise (HostUnavailable if reason else HostError)(
+            f"mmdebstrap of the {release} build tree failed (exit {code})"
+            + (f": {reason}" if reason else "")
+            + f"; log {log}"
+        )
     meta = {"key": key, "release": release, "seconds": round(time.monotonic() - started, 1)}
     (fresh / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     cache.put_in_place(fresh, tree)
@@ -315,13 +327,16 @@ def build_script(release: str, version: str, jobs: int) -> str:
     options = " ".join([*BUILD_OPTIONS, f"parallel={jobs}"])
     return "\n".join(
         [
-            phase(f"[3/5] apt-get source snapd={version}"),
+            phase("[3/5] apt-get source", f"snapd={version}"),
             "mkdir -p /build && cd /build",
             f"apt-get source -q snapd={version}",
             "src=$(find /build -mindepth 1 -maxdepth 1 -type d -name 'snapd-*')",
-            phase("[4/5] apt-get build-dep (~40 s)"),
+            phase("[4/5] apt-get build-dep", "~40 s"),
             'apt-get build-dep -y -q "$src"',
-            phase(f'[5/5] DEB_BUILD_OPTIONS="{options}" dpkg-buildpackage -b (~5 min on 2 cores)'),
+            phase(
+                "[5/5] dpkg-buildpackage",
+                f'DEB_BUILD_OPTIONS="{options}" dpkg-buildpackage -b -uc -us (~5 min on 2 cores)',
+            ),
             'cd "$src"',
             f'DEB_BUILD_OPTIONS="{options}" dpkg-buildpackage -b -uc -us',
             "dpkg-parsechangelog -S Version > /build/source-version",
@@ -391,7 +406,8 @@ def ensure_testkeys_build(
             try:
                 tree = _buildd_tree(builds, release, work, progress)
                 progress(f"snapd build ({release}): [2/5] apt-get update, current source version")
-                version = current_source_version(tree, release, work / "check.log")
+                check_log = _fresh_log(builds, release, "check.log")
+                version = current_source_version(tree, release, check_log)
             except HostError as exc:
                 if last is None:
                     raise
@@ -408,7 +424,7 @@ def ensure_testkeys_build(
             if last is not None:
                 progress(f"snapd {release}: source {last.source_version} -> {version}: rebuilding")
             progress(f"building {release}'s snapd {version} with test keys in {work}")
-            log = work / "build.log"
+            log = _fresh_log(builds, release, "build.log")
             jobs = max(1, len(os.sched_getaffinity(0)))
             run_in_tree(
                 tree,
@@ -417,6 +433,7 @@ def ensure_testkeys_build(
                 label=f"snapd build ({release})",
                 overlay_upper=work / "overlay",
                 timeout=BUILD_TIMEOUT,
+                since=started,
             )
             seconds = time.monotonic() - started
             result = work / "result"
@@ -432,6 +449,18 @@ def ensure_testkeys_build(
     if build is None:
         raise HostError(f"snapd build {entry} was made but cannot be read back")
     return build
+
+
+def logs_dir(builds: Path, release: str) -> Path:
+    """Where the last attempt's logs stay (a failed build's work dir is removed)."""
+    return builds / f"logs-{release}"
+
+
+def _fresh_log(builds: Path, release: str, name: str) -> Path:
+    log = logs_dir(builds, release) / name
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+    return log
 
 
 def _first_line(exc: BaseException) -> str:
