@@ -1,4 +1,5 @@
-"""One machine's snapd as an immutable state machine: sideloads, refreshes, reverts, removes.
+"""One machine's snapd as an immutable state machine: sideloads, refreshes, reverts, removes,
+and (snapd_store.py, re-exported here) installs and refreshes from a store.
 
 Each operation is a pure function from a `SnapdState` to an `Outcome`: the state after the
 operation, the error snapd's CLI prints (or None), the hooks that ran in order, which revisions
@@ -14,48 +15,81 @@ model makes a prediction and says so; real runs settle it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import replace
 
 from snapconform.model import snapd_text as text
 from snapconform.model.epoch import Epoch, EpochError
+from snapconform.model.snapd_changes import HookLog as _HookLog
+from snapconform.model.snapd_changes import fresh_install as _fresh_install
+from snapconform.model.snapd_changes import hook_failed as _hook_failed
+from snapconform.model.snapd_changes import instance_name_error as _instance_name_error
+from snapconform.model.snapd_changes import local_unknown as _local_unknown
+from snapconform.model.snapd_changes import not_installed as _not_installed
+from snapconform.model.snapd_changes import refresh_to as _refresh
+from snapconform.model.snapd_changes import refused as _refused
+from snapconform.model.snapd_changes import valid_snap_name as _valid_snap_name
+from snapconform.model.snapd_changes import without as _without
 from snapconform.model.snapd_state import (
     DEFAULT_RETAIN,
     LOCAL_REVISION,
+    ContextEntry,
     ExpectedError,
     HookPlan,
     HookRun,
     InstanceState,
     ModelGap,
     Outcome,
+    RefreshFailure,
     RevisionState,
     SnapdState,
     SnapFile,
+    StoreAction,
+    StoreRequest,
     check_revision,
     describe,
     new_state,
 )
+from snapconform.model.snapd_store import (
+    full_channel,
+    refresh_all,
+    store_install,
+    store_refresh,
+    switch_channel,
+)
+from snapconform.model.store_catalog import StoreCatalog, StoreResult, offering
 
 __all__ = [
+    "ContextEntry",
     "ExpectedError",
     "HookPlan",
     "HookRun",
     "InstanceState",
     "ModelGap",
     "Outcome",
+    "RefreshFailure",
     "RevisionState",
     "SnapFile",
     "SnapdState",
+    "StoreAction",
+    "StoreCatalog",
+    "StoreRequest",
+    "StoreResult",
     "describe",
+    "full_channel",
     "install",
     "install_missing_file",
     "new_state",
+    "offering",
     "refresh",
+    "refresh_all",
     "refresh_revision",
     "remove",
     "revert",
     "run_app",
     "set_config",
+    "store_install",
+    "store_refresh",
+    "switch_channel",
 ]
 
 # refresh.retain's valid range (overlord/configstate/configcore/refresh.go).
@@ -67,8 +101,6 @@ REMOVE_ONLY_REVISION_SINCE = (2, 71)
 # errors name it. A property of the fixture layout, not of snapd.
 EPOCH_LINE_IN_SNAP_YAML = 3
 
-_INSTANCE_KEY = re.compile(r"[a-z0-9]{1,10}")  # snap/naming/validate.go validInstanceKey
-_ALMOST_VALID_NAME = re.compile(r"[a-z0-9-]*[a-z][a-z0-9-]*")  # snap/naming/validate.go
 _VALID_VERSION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9:.+~-]{0,30}[a-zA-Z0-9+~])?")  # validate.go
 _MARKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -78,10 +110,6 @@ _MARKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def _q(value: str) -> str:
     return text.go_quote(value)
-
-
-def _refused(state: SnapdState, kind: str, message: str, why: str, exit_code: int = 1) -> Outcome:
-    return Outcome(state, ExpectedError(kind, message, exit_code), (), why)
 
 
 def _next_local_revision(instance: InstanceState | None) -> str:
@@ -96,27 +124,6 @@ def _next_local_revision(instance: InstanceState | None) -> str:
         if (match := LOCAL_REVISION.fullmatch(entry.revision))
     ]
     return f"x{max(numbers, default=0) + 1}"
-
-
-def _valid_snap_name(name: str) -> bool:
-    """snap/naming/validate.go ValidateSnap."""
-    return (
-        2 <= len(name) <= 40
-        and _ALMOST_VALID_NAME.fullmatch(name) is not None
-        and not name.startswith("-")
-        and not name.endswith("-")
-        and "--" not in name
-    )
-
-
-def _instance_name_error(name: str) -> tuple[str, str] | None:
-    """snap/naming/validate.go ValidateInstance: (kind, message) or None."""
-    snap_name, underscore, key = name.partition("_")
-    if not _valid_snap_name(snap_name):
-        return "invalid-snap-name", text.INVALID_SNAP_NAME.format(_q(snap_name))
-    if underscore and not _INSTANCE_KEY.fullmatch(key):
-        return "invalid-instance-key", text.INVALID_INSTANCE_KEY.format(_q(key))
-    return None
 
 
 def _file_epoch(snap: SnapFile) -> Epoch:
@@ -136,59 +143,6 @@ def _snap_yaml_epoch_message(error: EpochError) -> str:
     if message.startswith("cannot unmarshal !!"):
         message = f"yaml: unmarshal errors:\n  line {EPOCH_LINE_IN_SNAP_YAML}: {message}"
     return text.READ_FILE_PREFIX + text.PARSE_YAML_PREFIX + message
-
-
-def _without(instance: InstanceState, revisions: Iterable[str]) -> InstanceState:
-    gone = set(revisions)
-    return replace(
-        instance,
-        sequence=tuple(e for e in instance.sequence if e.revision not in gone),
-        data=tuple((rev, markers) for rev, markers in instance.data if rev not in gone),
-    )
-
-
-def _names(revisions: Iterable[str]) -> str:
-    listed = list(revisions)
-    return ", ".join(listed) if listed else "nothing"
-
-
-class _HookLog:
-    """The hooks one change runs, in order; only hooks present in the revision's file run."""
-
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
-        self.runs: list[HookRun] = []
-        self._marks: list[tuple[str, str]] = []  # (revision, marker) not yet applied
-
-    def run(self, revision: RevisionState, hook: str) -> str | None:
-        """Run ``hook`` in ``revision``; the change's error text if it failed, else None."""
-        plan = revision.hook(hook)
-        if plan is None:
-            return None  # every hook task is "if present" (hookstate/hooks.go Optional)
-        self.runs.append(HookRun(self.instance, hook, revision.revision))
-        if plan.marker is not None:
-            # The hook writes before it exits, so a failing hook's marker is written too.
-            self._marks.append((revision.revision, plan.marker))
-        if plan.fails_with is None:
-            return None
-        return text.hook_change_error(hook, self.instance, plan.fails_with)
-
-    def mark(self, instance: InstanceState) -> InstanceState:
-        """Apply the markers written since the last call: each lands in its revision's
-        SNAP_DATA (when that revision's data exists) and in SNAP_COMMON."""
-        marks, self._marks = self._marks, []
-        if not marks:
-            return instance
-        data = dict(instance.data)
-        for revision, marker in marks:
-            if revision in data:
-                data[revision] = data[revision] | {marker}
-        common = instance.common | {marker for _, marker in marks}
-        return replace(instance, data=tuple(data.items()), common=common)
-
-
-def _hook_failed(state: SnapdState, log: _HookLog, message: str, why: str) -> Outcome:
-    return Outcome(state, ExpectedError("hook-failed", message), tuple(log.runs), why)
 
 
 # -- sideload: snap install --dangerous FILE [--name NAME] ---------------------------------------
@@ -285,172 +239,25 @@ def install_missing_file(state: SnapdState, file_path: str) -> Outcome:
     )
 
 
-def _fresh_install(
-    state: SnapdState, instance_name: str, snap_name: str, revision: RevisionState
-) -> Outcome:
-    """install hook, then configure, then check-health, all in the new revision."""
-    log = _HookLog(instance_name)
-    for hook in ("install", "configure", "check-health"):
-        failure = log.run(revision, hook)
-        if failure:
-            return _hook_failed(
-                state,
-                log,
-                failure,
-                f"the {hook} hook failed on a first install, so the whole install was undone: "
-                f"nothing of {instance_name} is left, SNAP_COMMON included "
-                "(backend/copydata.go UndoCopySnapData)",
-            )
-    instance = log.mark(
-        InstanceState(
-            instance_name,
-            snap_name,
-            (revision,),
-            revision.revision,
-            ((revision.revision, frozenset()),),
-            frozenset(),
-        )
-    )
-    return Outcome(
-        state.with_instance(instance),
-        None,
-        tuple(log.runs),
-        f"installed {instance_name} {revision.revision}: a first sideload is x1 and runs "
-        "install then configure in the new revision (snapstate.go doInstall)",
-    )
-
-
 # -- refresh ---------------------------------------------------------------------------------------
 
 
-def _gc_discards(instance: InstanceState, target: str, is_new: bool, retain: int) -> list[str]:
-    """What the refresh to ``target`` garbage-collects (snapstate.go doInstall).
-
-    First every revision after current (reverted-from ones) except the target; then, with the
-    target taken out of the part up to current, the oldest until ``retain`` remain there, one
-    fewer when the target is new. So a refresh to a revision already present can leave
-    retain + 1 revisions when refresh.retain was lowered since (a prediction from the code).
-    """
-    keep = retain - 1 if is_new else retain
-    revisions = list(instance.revisions)
-    current_index = revisions.index(instance.current)
-    discards = [rev for rev in revisions[current_index + 1 :] if rev != target]
-    head = [rev for rev in revisions[:current_index] if rev != target]
-    head.append(instance.current)
-    discards += head[: max(0, len(head) - keep)]
-    return discards
-
-
-def _refresh(
-    state: SnapdState, instance: InstanceState, target: RevisionState, *, is_new: bool
-) -> Outcome:
-    """The refresh change (snapstate.go doInstall, handlers.go, hookstate/hooks.go).
-
-    pre-refresh runs in the old revision; copy-snap-data copies the current SNAP_DATA over the
-    target's (trashing what the target had); link-snap appends the target (moving it to the end
-    if present); post-refresh runs in the target; garbage collection runs; then configure and
-    check-health run in the target. A failure in post-refresh undoes everything. A failure in
-    configure or check-health undoes the refresh too, but the collected revisions stay gone:
-    clear-snap and discard-snap have no undo handlers (snapmgr.go) and undoLinkSnap counts the
-    revisions discarded before the failure (handlers.go). That last point is a prediction.
-    """
-    log = _HookLog(instance.name)
-    old = instance.current_revision
-    where = f"{old.revision} to {target.revision}"
-    failure = log.run(old, "pre-refresh")
-    # pre-refresh writes into the old revision before its data is copied (or the refresh is
-    # aborted); nothing undoes a hook's writes.
-    instance = log.mark(instance)
-    if failure:
-        return _hook_failed(
-            state.with_instance(instance),
-            log,
-            failure,
-            f"pre-refresh failed in {old.revision}, the old revision, before anything was "
-            f"unlinked: the refresh {where} was aborted, nothing changed and no data was copied",
-        )
-    data = dict(instance.data)
-    data[target.revision] = instance.data_of(old.revision)
-    others = tuple(e for e in instance.sequence if e.revision != target.revision)
-    linked = replace(
-        instance,
-        sequence=(*others, target),
-        current=target.revision,
-        data=tuple(data.items()),
-    )
-    undone_data = (
-        f"{target.revision}'s new data is deleted"
-        if is_new
-        else f"{target.revision}'s own data is put back from the trash"
-    )
-    failure = log.run(target, "post-refresh")
-    linked = log.mark(linked)
-    # An undone refresh drops or restores the target's data; SNAP_COMMON keeps what was written.
-    rolled_back = replace(instance, common=linked.common)
-    if failure:
-        return _hook_failed(
-            state.with_instance(rolled_back),
-            log,
-            failure,
-            f"post-refresh failed in {target.revision}, so the refresh {where} was undone: "
-            f"{old.revision} is current again with its data as it was and {undone_data}; "
-            "SNAP_COMMON is shared and not rolled back",
-        )
-    discarded = tuple(_gc_discards(instance, target.revision, is_new, state.retain))
-    for hook in ("configure", "check-health"):
-        failure = log.run(target, hook)
-        linked = log.mark(linked)
-        rolled_back = replace(rolled_back, common=linked.common)
-        if failure:
-            return Outcome(
-                state.with_instance(_without(rolled_back, discarded)),
-                ExpectedError("hook-failed", failure),
-                tuple(log.runs),
-                f"{hook} failed in {target.revision} after the refresh {where} was linked: "
-                f"the refresh was undone ({old.revision} current, {undone_data}) but garbage "
-                f"collection had already discarded {_names(discarded)}, which has no undo "
-                "(snapmgr.go discard-snap; a prediction)",
-                discarded,
-            )
-    return Outcome(
-        state.with_instance(_without(linked, discarded)),
-        None,
-        tuple(log.runs),
-        f"refreshed {instance.name} {where}: pre-refresh in {old.revision}, its SNAP_DATA "
-        f"copied to {target.revision}, post-refresh and configure in {target.revision}; "
-        f"refresh.retain={state.retain} discarded {_names(discarded)} (snapstate.go doInstall)",
-        discarded,
-    )
-
-
-def _not_installed(state: SnapdState, instance: str, exit_code: int = 1) -> Outcome:
-    return _refused(
-        state,
-        "not-installed",
-        text.NOT_INSTALLED.format(_q(instance)),
-        f"refused: {instance} is not installed (snap/errors.go NotInstalledError)",
-        exit_code,
-    )
-
-
-def _local_unknown(state: SnapdState, instance: InstanceState) -> Outcome:
-    if not instance.current_revision.is_local:
-        raise ModelGap(f"{instance.name} {instance.current} comes from a store; no store here")
-    return _refused(
-        state,
-        "local-snap-unknown-to-store",
-        text.LOCAL_UNKNOWN.format(_q(instance.name)),
-        "refused: a sideloaded snap has no snap-id, so snapd cannot ask the store about it "
-        "(storehelpers.go preUpdateInfo, cmd/snap/error.go)",
-    )
+def _after_assertions(state: SnapdState, outcome: Outcome) -> Outcome:
+    """Every `snap refresh` first refreshes the store snaps' declarations (one bulk request,
+    daemon/api_snaps.go snapUpdate); with no store snap installed nothing is sent."""
+    names = tuple(inst.name for inst in state.instances if inst.from_store)
+    if not names:
+        return outcome
+    request = StoreRequest("assertions", assertions_for=names)
+    return replace(outcome, store_requests=(request, *outcome.store_requests))
 
 
 def refresh(state: SnapdState, instance: str) -> Outcome:
-    """`snap refresh NAME` for a sideloaded snap."""
+    """`snap refresh NAME` for a sideloaded snap (a store snap: `store_refresh`)."""
     found = state.instance(instance)
     if found is None:
-        return _not_installed(state, instance)
-    return _local_unknown(state, found)
+        return _after_assertions(state, _not_installed(state, instance))
+    return _after_assertions(state, _local_unknown(state, found))
 
 
 def refresh_revision(state: SnapdState, instance: str, revision: str) -> Outcome:
@@ -458,11 +265,18 @@ def refresh_revision(state: SnapdState, instance: str, revision: str) -> Outcome
     check_revision(revision)
     found = state.instance(instance)
     if found is None:
-        return _not_installed(state, instance)
+        return _after_assertions(state, _not_installed(state, instance))
     target = found.revision(revision)
     if target is None:
         # Not in the sequence: snapd asks the store (snapstate.go infoForUpdate).
-        return _local_unknown(state, found)
+        return _after_assertions(state, _local_unknown(state, found))
+    if not target.is_local:
+        raise ModelGap(f"{revision} is a store revision: use store_refresh(..., revision=...)")
+    return _after_assertions(state, _refresh_local(state, found, target))
+
+
+def _refresh_local(state: SnapdState, found: InstanceState, target: RevisionState) -> Outcome:
+    instance = found.name
     prefix = f"cannot refresh {_q(instance)}: "  # daemon/api_snaps.go errToResponse
     if found.instance_key and not state.parallel_instances:
         return _refused(

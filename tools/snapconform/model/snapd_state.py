@@ -3,6 +3,18 @@
 All frozen and hashable, so states can be compared, deduplicated and used as keys. The
 operations that move between states live in `snapconform.model.snapd`, which re-exports the
 API names; import from there.
+
+Store-related data (all defaulted, so sideload-only states are as before):
+- `RevisionState.channel`: the channel the store said the revision came from (snapd keeps the
+  result's `effective-channel` in the revision's side info, REST `channel`); None for sideloads.
+- `InstanceState.channel`: the tracking channel as snapd records it, always with its track
+  (`latest/stable`, snapstate.go SetTrackingChannel uses channel.Full); None when snapd has
+  none (a sideload).
+- `InstanceState.refresh_failure`: what snapd 2.67+ remembers of a failed auto-refresh
+  (snapstate RefreshFailures: the revision and how many times it failed).
+- `Outcome.notices`: lines the CLI prints on success that the suites check (the closed-channel
+  notice, `snap switch`'s line), and `Outcome.store_requests`: each POST /v2/snaps/refresh the
+  operation makes snapd send, predicted (`StoreRequest`).
 """
 
 from __future__ import annotations
@@ -17,15 +29,19 @@ __all__ = [
     "DEFAULT_RETAIN",
     "LOCAL_REVISION",
     "STORE_REVISION",
+    "ContextEntry",
     "ExpectedError",
     "HookPlan",
     "HookRun",
     "InstanceState",
     "ModelGap",
     "Outcome",
+    "RefreshFailure",
     "RevisionState",
     "SnapFile",
     "SnapdState",
+    "StoreAction",
+    "StoreRequest",
     "check_revision",
     "describe",
     "new_state",
@@ -89,6 +105,7 @@ class RevisionState:
     epoch: Epoch
     version: str
     hooks: tuple[HookPlan, ...] = ()
+    channel: str | None = None  # the store's effective channel for it; None for a sideload
 
     def __post_init__(self) -> None:
         check_revision(self.revision)
@@ -100,6 +117,14 @@ class RevisionState:
     @property
     def is_local(self) -> bool:
         return self.revision.startswith("x")
+
+
+@dataclass(frozen=True)
+class RefreshFailure:
+    """snapd 2.67+'s record of failed auto-refreshes to one revision (snap.RefreshFailuresInfo)."""
+
+    revision: str
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,8 @@ class InstanceState:
     current: str
     data: tuple[tuple[str, frozenset[str]], ...]
     common: frozenset[str] = frozenset()
+    channel: str | None = None  # tracking channel, full form (latest/stable); None: a sideload
+    refresh_failure: RefreshFailure | None = None
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -157,6 +184,18 @@ class InstanceState:
             if name == revision:
                 return markers
         raise KeyError(f"{self.name} has no revision {revision}")
+
+    @property
+    def from_store(self) -> bool:
+        """snapd knows the current revision's snap-id: it takes part in store requests."""
+        return not self.current_revision.is_local
+
+    @property
+    def blocked(self) -> tuple[str, ...]:
+        """Revisions a refresh of all snaps will not take: those after current in the sequence,
+        i.e. reverted from (snapmgr.go SnapState.Block; `snap revert` leaves them blocked)."""
+        index = self.revisions.index(self.current)
+        return self.revisions[index + 1 :]
 
 
 @dataclass(frozen=True)
@@ -207,6 +246,55 @@ class ExpectedError:
 
 
 @dataclass(frozen=True)
+class ContextEntry:
+    """One installed instance as a store request's context describes it (store_action.go)."""
+
+    instance: str
+    revision: str  # a store revision, e.g. "5"
+    tracking_channel: str  # as sent: the tracking channel, or "stable" when snapd has none
+    epoch: Epoch  # sent in full form {"read": [...], "write": [...]}
+
+
+@dataclass(frozen=True)
+class StoreAction:
+    """One snap action of a store request.
+
+    `instance` is the instance the action is for: an install sends the snap name with an
+    `install-N` instance key, a refresh the context's instance key. `channel` and `revision` are
+    None when snapd sends none (a --revision request sends no channel).
+    """
+
+    action: str  # "install" or "refresh"
+    instance: str
+    channel: str | None = None
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """One POST /v2/snaps/refresh snapd sends, as the model predicts it.
+
+    `purpose` says why: "install", "refresh" (a refresh command's query), "re-refresh" (the
+    check-rerefresh task after a refresh that moved something), or "assertions" (the bulk
+    snap-declaration refresh snapd makes before every `snap refresh`, actions fetch-assertions
+    only, context empty; `assertions_for` names the instances whose declaration it asks for).
+    Context and actions are sorted by instance name: snapd builds both from Go maps, so their
+    order on the wire is not fixed.
+    """
+
+    purpose: str
+    context: tuple[ContextEntry, ...] = ()
+    actions: tuple[StoreAction, ...] = ()
+    assertions_for: tuple[str, ...] = ()
+
+    def context_of(self, instance: str) -> ContextEntry | None:
+        return next((entry for entry in self.context if entry.instance == instance), None)
+
+    def action_for(self, instance: str) -> StoreAction | None:
+        return next((action for action in self.actions if action.instance == instance), None)
+
+
+@dataclass(frozen=True)
 class Outcome:
     state: SnapdState
     error: ExpectedError | None
@@ -215,6 +303,10 @@ class Outcome:
     # Revisions whose files and SNAP_DATA this operation deleted for good (GC, remove), in the
     # order snapd schedules them. A rolled-back new revision is not listed: it never stayed.
     discarded: tuple[str, ...] = field(default=())
+    # Lines the CLI prints on success that are checked (whitespace-normalised), in order.
+    notices: tuple[str, ...] = field(default=())
+    # The POST /v2/snaps/refresh requests snapd sends for this operation, in order.
+    store_requests: tuple[StoreRequest, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -240,16 +332,26 @@ def describe(state: SnapdState) -> str:
     if not state.instances:
         lines.append("  (nothing installed)")
     for inst in state.instances:
-        lines.append(f"  {inst.name} (snap {inst.snap_name}), current {inst.current}")
+        tracking = f", tracking {inst.channel}" if inst.channel else ""
+        failed = (
+            f", failed auto-refresh to {inst.refresh_failure.revision}"
+            f" x{inst.refresh_failure.count}"
+            if inst.refresh_failure
+            else ""
+        )
+        lines.append(
+            f"  {inst.name} (snap {inst.snap_name}), current {inst.current}{tracking}{failed}"
+        )
         for entry in inst.sequence:
             mark = "*" if entry.revision == inst.current else " "
             markers = ",".join(sorted(inst.data_of(entry.revision))) or "-"
             hooks = ",".join(
                 hook.name + ("!" if hook.fails_with is not None else "") for hook in entry.hooks
             )
+            source = f" from {entry.channel}" if entry.channel else ""
             lines.append(
                 f"   {mark}{entry.revision} epoch {entry.epoch} version {entry.version} "
-                f"hooks [{hooks}] data [{markers}]"
+                f"hooks [{hooks}] data [{markers}]{source}"
             )
         lines.append(f"    common [{','.join(sorted(inst.common)) or '-'}]")
     return "\n".join(lines)

@@ -167,3 +167,98 @@ def parse_go_uint8(text: str) -> int | None:
         return None
     number = int(text)
     return number if number <= 255 else None
+
+
+# -- the store: what `snap install NAME`, `snap refresh`, `snap switch` print ------------------
+# cmd/snap/error.go errorToCmdMessage (2.57.6, 2.68.3; cmd/snapd/cli/error.go in 2.77, same
+# texts). The "(see 'snap info N')" hints are part of the message.
+SNAP_NOT_FOUND = "snap {} not found"  # ErrorKindSnapNotFound (store name-not-found)
+NOT_AVAILABLE_AS_SPECIFIED = "snap {q} not available as specified (see 'snap info {name}')"
+NOT_AVAILABLE_ON_CHANNEL = "snap {q} not available on channel {channel} (see 'snap info {name}')"
+REVISION_NOT_AVAILABLE = "snap {q} revision {revision} not available (see 'snap info {name}')"
+# ErrorKindSnapNoUpdateAvailable and ErrorKindSnapAlreadyInstalled are printed, exit 0.
+NO_UPDATES = "snap {} has no updates available"
+ALREADY_INSTALLED = "snap {} is already installed, see 'snap help refresh'"
+# cmd/snap/cmd_snap_op.go refreshMany: nothing refreshed (stderr, exit 0).
+ALL_UP_TO_DATE = "All snaps up to date."
+# cmd/snap/cmd_snap_op.go showDone, after an install or refresh, for each snap shown whose
+# tracking channel and current revision's channel differ in risk (isSameRisk).
+CLOSED_CHANNEL_NOTICE = (
+    "Channel {tracking} for {name} is closed; temporarily forwarding to {channel}."
+)
+# cmd/snap/cmd_snap_op.go showDone, op "switch" with only --channel (TrackingChannel, %q).
+SWITCHED = "{} switched to the {} channel"
+# snapstate.go InstallWithDeviceContext / target.go validateAndPrune.
+INVALID_INSTANCE_NAME = "invalid instance name: "
+# The check-rerefresh task's summary (snapstate.go finalizeUpdate; the wording changed in 2.62,
+# commit 293c75da0a, first tagged 2.62).
+RE_REFRESH_SUMMARY_SINCE = (2, 62)
+_NOT_ON_CHANNEL_LISTED = (
+    "snap {q} is not available on {channel} but is available to install on the following "
+    "channels:\n"
+)
+_PRE_RELEASE_WARNING = (
+    "Please be mindful pre-release channels may include features not completely tested or "
+    "implemented."
+)
+_MORE_INFO = "Get more information with 'snap info {}'."
+
+
+def re_refresh_summary(snapd_version: tuple[int, int], instances: list[str]) -> str:
+    """The check-rerefresh task's summary for the snaps a refresh moved (sorted)."""
+    names = sorted(instances)
+    quoted = ", ".join(go_quote(name) for name in names)  # strutil.Quoted
+    if snapd_version < RE_REFRESH_SUMMARY_SINCE:
+        return f"Handling re-refresh of {quoted} as needed"
+    if len(names) == 1:
+        return f"Monitoring snap {quoted} to determine whether extra refresh steps are required"
+    return f"Monitoring snaps {quoted} to determine whether extra refresh steps are required"
+
+
+def short_channel(channel: str) -> str:
+    """channel.Parse(...).Name: the default track "latest" is dropped."""
+    return channel.removeprefix("latest/")
+
+
+def channel_option(channel: str) -> str:
+    """cmd/snap/error.go channelOption for a channel without branch."""
+    track, _, risk = short_channel(channel).rpartition("/")
+    if not track:
+        return f"--{risk}"
+    if risk == "stable":
+        return f"--channel={track}"
+    return f"--channel={track}/{risk}"
+
+
+def not_available_listing(
+    instance: str, action: str, requested: str, open_channels: list[str]
+) -> str:
+    """snapRevisionNotAvailableMessage's "architecture:track" case: nothing in the requested
+    channel (or anything it falls back to) but riskier channels of the same track are open.
+
+    The other cases (other tracks, other architectures, branches) are outside the model. The
+    table is a Go tabwriter (minwidth 11, padding 2) indented by two spaces; compare whitespace-
+    normalised as every CLI text.
+    """
+    req = short_channel(requested)
+    req_track = req.rpartition("/")[0]
+    hits = [c for c in open_channels if short_channel(c).rpartition("/")[0] == req_track]
+    if not hits or len(hits) != len(open_channels):
+        raise ValueError(f"outside the model: open channels {open_channels} for {requested}")
+    width = max(len("candidate") + 2, *(len(short_channel(c)) + 2 for c in hits))
+    rows = [
+        f"  {short_channel(c).ljust(width)}snap {action} {channel_option(c)} {instance}"
+        for c in hits
+    ]
+    message = _NOT_ON_CHANNEL_LISTED.format(q=go_quote(instance), channel=req)
+    message += "\n".join(rows) + "\n"
+    if req.rpartition("/")[2] == "stable":
+        message += "\n" + _PRE_RELEASE_WARNING
+    return message + "\n" + _MORE_INFO.format(instance)
+
+
+def change_error_lines(failures: list[tuple[str, str]]) -> str:
+    """A change that ended in error with these failed tasks (summary, error), in task order:
+    overlord/state/change.go changeError."""
+    lines = "\n".join(f"- {summary} ({error})" for summary, error in failures)
+    return f"cannot perform the following tasks:\n{lines}"

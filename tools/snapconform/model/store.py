@@ -1,13 +1,29 @@
 """The store's choice of revision for a channel and an installed epoch.
 
 The store is not public (reference/snapd-behaviour.md §3). What the documents fix:
-- a closed channel (nothing ever released to it) follows the next less risky open one;
+- a closed channel (nothing released to it, or closed by the publisher) follows the next less
+  risky open one (snapcraft docs: "Closed channels fall back to the next less risky channel");
 - among the revisions whose epoch can read the installed epoch, the greatest epoch wins, then the
   most recent; revisions below a channel's tip count;
 - new users always get the latest epoch (seed 004);
 - after a refresh that changed the epoch snapd asks again (re-refresh, snapd 2.38+).
 Everything else is a named policy in `Policies`, each with the sentence (or its absence) behind
 it; suites/model/test_store.py shows what each alternative would change.
+
+A `Store` is its channel log: `log` holds every publisher event in order (`Release`,
+`ChannelClosed`, `Unreleased`, each with `kind`, `channel` and `sequence`), so replaying the log
+through `release` / `close` / `unrelease` gives back an equal `Store` (the served store relies on
+that). `releases` is the log's releases, withdrawn ones included; `history(channel)` is what a
+channel counts now.
+
+Publisher events beyond releasing:
+- `close(channel)`: the channel closes and then follows the next less risky open channel; a later
+  release reopens it. Whether releases from before the close count again after a reopen is the
+  policy `Policies.reopen` (no document says).
+- `unrelease(channel)`: the channel's tip goes back to what it held before its last release; the
+  withdrawn release no longer counts in that channel (fixed rule: snapcraft's "unrelease" removes
+  a revision from a channel, so it is no longer in the channel's history either). A channel with
+  nothing left is closed.
 """
 
 from __future__ import annotations
@@ -15,22 +31,26 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from snapconform.model.epoch import Epoch
 
 __all__ = [
     "DEFAULT_RISKS",
     "Answer",
+    "ChannelClosed",
     "EpochOrder",
     "FreshInstall",
     "History",
     "Policies",
     "RefreshPath",
     "Release",
+    "Reopen",
     "Store",
     "StoreError",
     "TieBreak",
     "Unreadable",
+    "Unreleased",
 ]
 
 DEFAULT_RISKS: tuple[str, ...] = ("stable", "candidate", "beta", "edge")
@@ -101,6 +121,17 @@ class FreshInstall(enum.Enum):
     CHANNEL_TIP = "channel-tip"
 
 
+class Reopen(enum.Enum):
+    """After a channel was closed and a release reopened it, which earlier releases count."""
+
+    #: A close ends the channel's history: only releases after the reopening count. Closing is
+    #: the publisher saying "nothing in this channel any more" (snapcraft's close empties it).
+    FRESH = "fresh"
+    #: Releases from before the close count again once the channel is reopened (the store keeps
+    #: a channel's release history; "revisions below a channel's tip count").
+    KEEP_HISTORY = "keep-history"
+
+
 @dataclass(frozen=True)
 class Policies:
     """Every choice the documents leave open, in one place, with the document behind it.
@@ -121,6 +152,9 @@ class Policies:
         so one `snap refresh` steps 0 -> 1* -> 1. Seed 000 #8 predates it ("What isn't released
         is the stepping of an upgrade through epochs in a single refresh").
     fresh_install -- 004: "new users who always get the latest epoch with a fresh installation".
+    reopen -- no sentence: the snapcraft docs say a closed channel follows the next less risky
+        one, nothing about a channel released to again. FRESH: closing empties the channel, so
+        its history starts again at the reopening release.
     """
 
     epoch_order: EpochOrder = EpochOrder.WRITTEN
@@ -129,16 +163,41 @@ class Policies:
     unreadable: Unreadable = Unreadable.LESS_RISKY
     re_refresh: bool = True
     fresh_install: FreshInstall = FreshInstall.LATEST_EPOCH
+    reopen: Reopen = Reopen.FRESH
 
 
 @dataclass(frozen=True)
 class Release:
-    """One release of a revision into a channel; `sequence` orders all releases in the store."""
+    """One release of a revision into a channel; `sequence` orders all events in the store."""
 
+    kind: ClassVar[str] = "release"
     channel: str
     revision: int
     epoch: Epoch
     sequence: int
+
+
+@dataclass(frozen=True)
+class ChannelClosed:
+    """The publisher closed `channel` (snapcraft close)."""
+
+    kind: ClassVar[str] = "close"
+    channel: str
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Unreleased:
+    """The publisher withdrew `channel`'s last release (the one with sequence `withdrawn`)."""
+
+    kind: ClassVar[str] = "unrelease"
+    channel: str
+    sequence: int
+    withdrawn: int
+    revision: int  # the withdrawn release's revision, for messages
+
+
+LogEntry = Release | ChannelClosed | Unreleased
 
 
 @dataclass(frozen=True)
@@ -192,10 +251,10 @@ def _named(release: Release) -> str:
 
 @dataclass(frozen=True)
 class Store:
-    """An immutable store: channels (least risky first) and the log of releases into them."""
+    """An immutable store: channels (least risky first) and the log of events into them."""
 
     risks: tuple[str, ...] = DEFAULT_RISKS
-    releases: tuple[Release, ...] = ()
+    log: tuple[LogEntry, ...] = ()
     policies: Policies = field(default_factory=Policies)
 
     def __post_init__(self) -> None:
@@ -224,10 +283,38 @@ class Store:
         prefix = f"{track}/" if track else ""
         return tuple(prefix + r for r in reversed(self.risks[:index]))
 
+    @property
+    def releases(self) -> tuple[Release, ...]:
+        """Every release ever made, in order (withdrawn ones and closed channels' included)."""
+        return tuple(entry for entry in self.log if isinstance(entry, Release))
+
+    def _live(self, channel: str) -> tuple[list[Release], list[Release]]:
+        """(releases before the channel's last close, releases since), withdrawn ones left out."""
+        withdrawn = {e.withdrawn for e in self.log if isinstance(e, Unreleased)}
+        before: list[Release] = []
+        since: list[Release] = []
+        for entry in self.log:
+            if entry.channel != channel:
+                continue
+            if isinstance(entry, ChannelClosed):
+                before += since
+                since = []
+            elif isinstance(entry, Release) and entry.sequence not in withdrawn:
+                since.append(entry)
+        return before, since
+
     def history(self, name: str) -> tuple[Release, ...]:
-        """Every release into the channel, oldest first."""
-        channel = self.channel(name)
-        return tuple(r for r in self.releases if r.channel == channel)
+        """The releases the channel counts now, oldest first (empty when it is closed).
+
+        After a close only releases since the reopening count, unless `Policies.reopen` is
+        KEEP_HISTORY; withdrawn (unreleased) releases never count.
+        """
+        before, since = self._live(self.channel(name))
+        if not since:
+            return ()
+        if self.policies.reopen is Reopen.KEEP_HISTORY:
+            return (*before, *since)
+        return tuple(since)
 
     def tip(self, name: str) -> Release | None:
         history = self.history(name)
@@ -256,8 +343,27 @@ class Store:
         known = self.epoch_of(revision)
         if known is not None and known != epoch:
             raise StoreError(f"revision {revision} has epoch {known}, not {epoch}")
-        entry = Release(self.channel(channel), revision, epoch, len(self.releases) + 1)
-        return replace(self, releases=(*self.releases, entry))
+        entry = Release(self.channel(channel), revision, epoch, len(self.log) + 1)
+        return replace(self, log=(*self.log, entry))
+
+    def close(self, channel: str) -> Store:
+        """A new store with `channel` closed: it follows the next less risky open channel until
+        a release reopens it (what counts then: `Policies.reopen`)."""
+        name = self.channel(channel)
+        if not self.is_open(name):
+            raise StoreError(f"channel {name} is already closed")
+        return replace(self, log=(*self.log, ChannelClosed(name, len(self.log) + 1)))
+
+    def unrelease(self, channel: str) -> Store:
+        """A new store whose `channel` tip is what it held before its last release; the
+        withdrawn release no longer counts there, and a channel left with nothing is closed."""
+        name = self.channel(channel)
+        _, since = self._live(name)
+        if not since:
+            raise StoreError(f"channel {name} is closed: there is nothing to unrelease")
+        last = since[-1]
+        entry = Unreleased(name, len(self.log) + 1, last.sequence, last.revision)
+        return replace(self, log=(*self.log, entry))
 
     # -- choosing ------------------------------------------------------------------------------
 
