@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from snapconform.hosts.base import HostError, HostSpec, HostUnavailable, open_host
+from snapconform.hosts.cleanup import prune_snapd_builds
 from snapconform.hosts.nspawn import NspawnHost
 from snapconform.images import chroot, golden, mirror, snapd_build, store_tier
 from snapconform.images.snapd_build import SnapdBuild
@@ -460,3 +461,12 @@ def test_a_refused_download_is_named_in_one_line(tmp_path: Path) -> None:
     )
     log.write_text("dpkg-buildpackage: error: debian/rules binary subprocess returned exit 2\n")
     assert chroot.failure_reason(log) is None
+
+
+def test_pruning_snapd_builds_keeps_the_latest(tmp_path: Path) -> None:
+    old = _fake_build(tmp_path, "sid", "2.77.1-1")
+    new = _fake_build(tmp_path, "sid", "2.77.1-2")
+    _record_check(tmp_path, "sid", "2.77.1-2")
+    assert prune_snapd_builds(tmp_path) == ["removed superseded snapd build sid-2.77.1-1"]
+    assert not old.exists() and new.exists()
+    assert prune_snapd_builds(tmp_path) == []

@@ -31,7 +31,7 @@ from snapconform.hosts.nspawn_records import (
     same_process,
     snapd_loop_devices,
 )
-from snapconform.images import cache, golden, snapd_build
+from snapconform.images import cache, golden, releases, snapd_build
 
 
 def _owner_alive(record: Path) -> bool:
@@ -166,6 +166,16 @@ def _sweep_builds(cache_dir: Path | None) -> list[str]:
     )
 
 
+def prune_snapd_builds(cache_dir: Path | None = None) -> list[str]:
+    """Remove test-keys snapd builds other than each release's latest (images copy the .deb)."""
+    actions: list[str] = []
+    for release in releases.RELEASES:
+        latest = snapd_build.latest_build(release, cache_dir)
+        if latest is not None:
+            actions += snapd_build.prune_builds(release, latest.source_version, cache_dir)
+    return actions
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m snapconform.hosts.cleanup",
@@ -178,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prune-images",
         action="store_true",
-        help="also remove cached golden images of older recipes that no container uses",
+        help="also remove cached golden images of older recipes that no container uses, and "
+        "test-keys snapd builds of older source versions",
     )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -187,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     actions = sweep(force=args.force, cache_dir=args.cache_dir)
     if args.prune_images:
         actions += golden.prune_images(args.cache_dir)
+        actions += prune_snapd_builds(args.cache_dir)
     for action in actions:
         print(action)
     if not actions:
