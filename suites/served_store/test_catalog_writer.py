@@ -9,7 +9,9 @@ import pytest
 from test_server_support import blob, catalog_snap, release_all
 
 from snapconform.model.epoch import Epoch
+from snapconform.model.snapd_state import SnapFile
 from snapconform.model.store import EpochOrder, Policies, Store
+from snapconform.model.store_catalog import StoreCatalog
 from snapconform.served_store import openpgp
 from snapconform.served_store.assertions import (
     Signer,
@@ -26,6 +28,7 @@ from snapconform.served_store.catalog import (
     Misbehave,
     RevisionFile,
     Tamper,
+    snaps_of,
     store_events,
 )
 from snapconform.served_store.server_program import load_catalog
@@ -196,3 +199,31 @@ def test_bad_input_is_one_clear_error(tmp_path, store, change, message):
         CatalogWriter().write(tmp_path / "catalog", snaps, misbehave)
     assert str(failure.value) == message
     assert not (tmp_path / "catalog" / "catalog.json").exists()  # nothing half-written
+
+
+def test_closes_and_unreleases_are_carried(tmp_path, store):
+    changed = store.close("candidate").release("beta", 3, Epoch()).unrelease("stable")
+    snap = catalog_snap(tmp_path / "blobs", NAME, changed)
+    catalog = CatalogWriter().write(tmp_path / "catalog", [snap])
+    events = json.loads((catalog / "catalog.json").read_text())["snaps"][NAME]["events"]
+    assert [(e["event"], e["channel"]) for e in events[3:]] == [
+        ("close", "candidate"),
+        ("release", "beta"),
+        ("unrelease", "stable"),
+    ]
+    assert load_catalog(catalog).snaps[NAME].store == changed
+
+
+def test_snaps_of_the_models_store_catalog(tmp_path):
+    one = SnapFile(NAME, "1.0")
+    two = SnapFile(NAME, "2.0", epoch_yaml="1*")
+    model = StoreCatalog().release(NAME, "stable", 1, one).release(NAME, "candidate", 2, two)
+    built = {one: blob(tmp_path, NAME, 1), two: blob(tmp_path, NAME, 2)}
+    snaps = snaps_of(model, built.__getitem__)
+    catalog = CatalogWriter().write(tmp_path / "catalog", snaps)
+    entry = json.loads((catalog / "catalog.json").read_text())["snaps"][NAME]
+    assert {n: (m["version"], m["epoch"]) for n, m in entry["revisions"].items()} == {
+        "1": ("1.0", ZERO_JSON),
+        "2": ("2.0", BRIDGE_JSON),
+    }
+    assert load_catalog(catalog).snaps[NAME].store == model.store_of(NAME)

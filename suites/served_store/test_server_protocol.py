@@ -439,33 +439,55 @@ def test_a_bad_rewritten_catalog_is_a_500_naming_it(served, tmp_path):
     assert only_result(served.actions([install_action(NAME, "stable")]))["snap"]["revision"] == 2
 
 
-def test_close_and_unrelease_events_replay_through_the_model(tmp_path):
-    """The channel log's close/unrelease events go to Store.close/unrelease; a model without
-    them gets a clear refusal naming the event, never a silent guess."""
+def test_close_and_unrelease_through_the_model(tmp_path, keys):
+    """The channel log's close and unrelease events: a closed candidate forwards to stable; a
+    release reopens it; unreleasing that release closes it again."""
+    writer = CatalogWriter(keys)
+    catalog = tmp_path / "catalog"
+    store = release_all(Store(), [("stable", 1, "0"), ("candidate", 2, "0")])
+    steps = [
+        (store, (2, "candidate")),
+        (store := store.close("candidate"), (1, "stable")),
+        (store := store.release("candidate", 3, ZERO), (3, "candidate")),
+        (store := store.unrelease("candidate"), (1, "stable")),
+    ]
+    writer.write(catalog, [catalog_snap(tmp_path / "b", NAME, steps[0][0])])
+    with running_server(catalog, tmp_path) as server:
+        for state, expected in steps:
+            writer.write(catalog, [catalog_snap(tmp_path / "b", NAME, state)])
+            result = only_result(server.actions([install_action(NAME, "candidate")]))
+            assert (result["snap"]["revision"], result["effective-channel"]) == expected
+            answer = state.fresh_install("candidate")
+            assert (answer.revision, answer.channel) == expected
+            context = [context_entry(SNAP_ID, 2, ZERO, "latest/candidate")]
+            refreshed = only_result(server.actions([refresh_action(SNAP_ID)], context))
+            answer = state.refresh("candidate", 2, ZERO)
+            assert (refreshed["snap"]["revision"], refreshed["effective-channel"]) == (
+                answer.revision,
+                answer.channel,
+            )
+
+
+def test_an_event_the_model_refuses_is_one_line(tmp_path):
     import json
 
-    store = release_all(Store(), [("stable", 1, "0"), ("candidate", 2, "0")])
+    store = release_all(Store(), [("stable", 1, "0")])
     catalog = CatalogWriter().write(
         tmp_path / "catalog", [catalog_snap(tmp_path / "b", NAME, store)]
     )
     document = json.loads((catalog / "catalog.json").read_text())
-    document["snaps"][NAME]["events"].append({"event": "close", "channel": "candidate"})
+    document["snaps"][NAME]["events"].append({"event": "unrelease", "channel": "beta"})
     (catalog / "catalog.json").write_text(json.dumps(document))
-    if hasattr(Store, "close"):
-        with running_server(catalog, tmp_path) as server:
-            result = only_result(server.actions([install_action(NAME, "candidate")]))
-        expected = store.close("candidate").fresh_install("candidate")
-        assert (result["snap"]["revision"], result["effective-channel"]) == (
-            expected.revision,
-            expected.channel,
+    with pytest.raises(RuntimeError) as failure, running_server(catalog, tmp_path):
+        pass
+    assert (
+        str(failure.value)
+        .strip()
+        .endswith(
+            f"server_program: catalog.json: snaps.{NAME}.events[2]: unrelease 'beta':"
+            " channel beta is closed: there is nothing to unrelease"
         )
-    else:
-        with pytest.raises(RuntimeError) as failure, running_server(catalog, tmp_path):
-            pass
-        assert (
-            f"catalog.json: snaps.{NAME}.events[3]: cannot replay close 'candidate': this copy of"
-            " snapconform.model.store.Store has no close() method"
-        ) in str(failure.value)
+    )
 
 
 def test_a_bad_catalog_at_start_is_one_line(tmp_path):

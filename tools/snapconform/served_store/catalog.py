@@ -1,7 +1,8 @@
 """The catalog directory the served store answers from, written on the controller.
 
 From each snap's `model.store.Store` (its channel log) and the built .snap file of each store
-revision, `CatalogWriter.write(dest, snaps, misbehave)` makes:
+revision (`snaps_of` turns the model's `StoreCatalog` into those, given a file builder),
+`CatalogWriter.write(dest, snaps, misbehave)` makes:
 
     dest/catalog.json      what the server reads (below), written last and atomically
     dest/files/NAME_REV.snap     the blobs (hard links to the built fixtures when possible)
@@ -41,14 +42,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from snapconform.model.epoch import Epoch
+from snapconform.model.snapd_state import SnapFile
 from snapconform.model.store import Policies, Store
+from snapconform.model.store_catalog import StoreCatalog, file_epoch
 from snapconform.served_store import assertions
 from snapconform.served_store.server_program import (
     CATALOG_FORMAT,
@@ -66,6 +69,7 @@ __all__ = [
     "Publisher",
     "RevisionFile",
     "Tamper",
+    "snaps_of",
     "store_events",
     "write_catalog",
 ]
@@ -169,13 +173,27 @@ class Misbehave:
         return document
 
 
+def snaps_of(catalog: StoreCatalog, build: Callable[[SnapFile], Path]) -> list[CatalogSnap]:
+    """The model's store catalog as the snaps to write; `build` makes (or finds) each file.
+
+    The conformance layer passes the harness's fixture builder here, so this room never needs
+    the harness."""
+    snaps: list[CatalogSnap] = []
+    for entry in catalog.snaps:
+        revisions = {
+            number: RevisionFile(build(file), file.version, epoch=file_epoch(file))
+            for number, file in entry.files
+        }
+        snaps.append(CatalogSnap(entry.name, entry.store, revisions))
+    return snaps
+
+
 def store_events(store: Store) -> list[dict[str, Any]]:
     """The store's channel log as catalog events, checked by replaying them through the model."""
     events: list[dict[str, Any]] = []
-    for entry in _channel_log(store):
-        kind = getattr(entry, "kind", "release")
-        event: dict[str, Any] = {"event": kind, "channel": entry.channel}
-        if kind == "release":
+    for entry in store.log:
+        event: dict[str, Any] = {"event": entry.kind, "channel": entry.channel}
+        if entry.kind == "release":
             event["revision"] = entry.revision
             event["epoch"] = epoch_to_json(entry.epoch)
         events.append(event)
@@ -187,14 +205,6 @@ def store_events(store: Store) -> list[dict[str, Any]]:
             f" {replayed!r:.200}"
         )
     return events
-
-
-def _channel_log(store: Store) -> Iterable[Any]:
-    """Releases (and, once the model records them, closes and unreleases) in the log's order."""
-    log = getattr(store, "log", None)
-    if log is not None:
-        return log
-    return sorted(store.releases, key=lambda release: release.sequence)
 
 
 def _policies_json(policies: Policies) -> dict[str, Any]:
