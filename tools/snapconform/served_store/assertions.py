@@ -135,8 +135,10 @@ class TestKeys:
 def _load_signer(path: Path, role: str, expected_id: str) -> Signer:
     try:
         text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII"
+    except UnicodeDecodeError:
+        raise TestKeysError(f"cannot read the test {role} key {path}: not ASCII text") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
         raise TestKeysError(f"cannot read the test {role} key {path}: {reason}") from None
     try:
         signer = Signer.from_armored(text)
