@@ -138,7 +138,8 @@ def test_one_svg_with_every_flow(table, chromium, tmp_path):
 def test_mermaid_text(table):
     text = render_mermaid(table, title=PLAN.name)
     lines = text.splitlines()
-    assert "flowchart TB" in lines
+    assert "flowchart LR" in lines  # the flows side by side, each one top to bottom
+    assert "  user1_flow ~~~ user2_flow ~~~ user3_flow" in lines
     assert count(r"^  subgraph user\d_flow\[", text) == 3
     assert count(r'^    user\d_s\d+(?:\["|\(\[")', text) == 27
     assert count(r"^    user\d_s\d+ (?:==>|-\.->)\|", text) == 24
@@ -170,7 +171,7 @@ def test_the_command_draws_and_keeps_its_text_formats(table):
     svg = run_table("--format", "svg")
     assert svg.returncode == 0 and "<svg" in svg.stdout
     mermaid = run_table("--format", "mermaid")
-    assert mermaid.returncode == 0 and "flowchart TB" in mermaid.stdout
+    assert mermaid.returncode == 0 and "flowchart LR" in mermaid.stdout
 
 
 def test_without_dot_one_line_says_so(tmp_path):

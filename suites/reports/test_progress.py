@@ -1,17 +1,9 @@
-"""A long run's progress on the terminal: at most one line per interval, only while the step
-count moves, and the line reaches the terminal through pytest's output capture."""
+"""A long run's progress on the terminal: at most one line per interval, and only while the
+step count moves (test_pytest_wiring.py shows the lines reach the terminal)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 from snapconform.reports.progress import ProgressLines, ProgressTicker, Sample, describe
-
-ROOT = Path(__file__).parents[2]
 
 
 def test_a_line_per_interval_while_steps_move():
@@ -64,50 +56,3 @@ def test_the_ticker_thread_writes_through_its_writer():
     for _ in range(5):
         ticker.tick()
     assert len(written) == 2 and all("x-number reuse 1" in line for line in written)
-
-
-INNER_TEST = """
-import time
-
-import pytest
-
-from snapconform.conformance.machine import FailureRecorder, SnapdMachine
-
-
-@pytest.mark.conformance
-def test_a_long_state_machine_run(tmp_path):
-    recorder = FailureRecorder(tmp_path)
-    SnapdMachine.recorder = recorder
-    print("captured, not shown")
-    for _ in range(12):
-        recorder.steps += 5
-        recorder.labels["epoch-crossing refresh"] = recorder.steps // 5
-        time.sleep(0.25)
-"""
-
-
-def test_progress_lines_pass_pytest_capture_and_the_session_writes_a_report(tmp_path):
-    """A real pytest session with this project's conftest.py: the progress lines reach the
-    terminal while the test's own output stays captured, and the session writes report.html."""
-    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    conformance: real snapd\n")
-    (tmp_path / "test_inner.py").write_text(INNER_TEST)
-    artifacts = tmp_path / "artifacts"
-    env = dict(os.environ, SNAPCONFORM_PROGRESS_SECONDS="0.5", HYPOTHESIS_PROFILE="ci")
-    env["SNAPCONFORM_CACHE"] = str(tmp_path / "cache")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--artifacts", str(artifacts)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    progress = [line for line in result.stdout.splitlines() if "snapconform progress:" in line]
-    assert 2 <= len(progress) <= 6, result.stdout
-    assert "epoch-crossing refresh" in progress[-1]
-    assert "captured, not shown" not in result.stdout
-    assert (artifacts / "report.html").is_file()
-    assert f"snapconform run report: {artifacts / 'report.html'}" in result.stdout

@@ -259,6 +259,7 @@ def test_the_run_as_data(artifacts):
         "xpassed": 0,
         "error": 0,
         "skipped": 1,
+        "interrupted": 0,
         "not run": 0,
     }
     diverging = run.tests[1]
@@ -269,6 +270,8 @@ def test_the_run_as_data(artifacts):
     assert diverging.journal_href == f"tests/{safe(NODES['diverging'])}/snapd-journal.txt"
     # every step found its command in the transcript, after the observation before it
     assert [s.transcript_href.rsplit("#", 1)[1] for s in diverging.steps] == ["L5", "L12", "L19"]
+    assert run.tests[2].reproducer is not None  # a known divergence is snapd's: reproduce it
+    assert run.tests[0].reproducer is None
     assert [k.key for k in run.known] == [KNOWN.key]
     assert run.known[0].seen_in == [f"{NODES['known']}, step 3", "state machine (2x)"]
     assert run.machine is not None and run.machine.histories[0].reproducer is not None
@@ -325,7 +328,8 @@ def test_the_report_in_a_browser(artifacts, chromium):
     assert count(r'<tr class="mismatch"', page.dom) == 2 + 1 + 1
     assert count(r'class="total [a-z]+" data-outcome="failed"><b>2</b>', page.dom) == 1
     assert count(r'<tr class="known-entry"', page.dom) == 1
-    assert count(r'<pre id="[^"]+-repro" class="reproducer">#!/bin/bash', page.dom) == 2
+    # the divergence, the known divergence and the state machine's shrunk one
+    assert count(r'<pre id="[^"]+-repro" class="reproducer">#!/bin/bash', page.dom) == 3
     assert "testkeys 2.57.6-1+deb12u1" in page.dom and "derandomized" in page.dom
     assert 'class="hl"' in page.dom
     assert "POST /v2/snaps/refresh" in page.dom

@@ -323,7 +323,8 @@ def render_mermaid(table: Table, observations: Observations | None = None, title
     lines = []
     if title:
         lines += ["---", f"title: {_mermaid_text(title)}", "---"]
-    lines.append("flowchart TB")
+    # Side by side, in the plan's order (the invisible ~~~ links), each flow top to bottom.
+    lines.append("flowchart LR")
     classes: dict[str, list[str]] = {}
     for flow in flows.users:
         cluster = _mermaid_id(flow.nodes[0]).removesuffix("_s0") + "_flow"
@@ -359,6 +360,9 @@ def render_mermaid(table: Table, observations: Observations | None = None, title
             source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
             lines.append(f'    {source} {arrow}|"{_mermaid_text(edge.label)}"| {target}')
         lines.append("  end")
+    clusters = [_mermaid_id(flow.nodes[0]).removesuffix("_s0") + "_flow" for flow in flows.users]
+    if len(clusters) > 1:
+        lines.append("  " + " ~~~ ".join(clusters))
     styles = {
         "absent": f"fill:#fff,stroke:{COLOURS['line']},stroke-dasharray:4 3,"
         f"color:{COLOURS['soft']}",

@@ -22,6 +22,7 @@ VERDICT_CLASSES = {
     "xfailed": "known",
     "xpassed": "warn",
     "skipped": "muted",
+    "interrupted": "warn",
     "not run": "muted",
     "pending": "muted",
 }
@@ -36,6 +37,11 @@ def as_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def value_text(value: Any) -> str:
+    """A recorded value for reading: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else as_json(value)
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -48,6 +54,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["verdict_class"] = verdict_class
     env.filters["as_json"] = as_json
+    env.filters["value_text"] = value_text
     env.filters["seconds"] = lambda value: "" if value is None else f"{float(value):.2f} s"
     return env
 

@@ -74,6 +74,8 @@ def _outcome(reports: list[pytest.TestReport]) -> tuple[str, str, float]:
             outcome = "skipped"
             longrepr = report.longrepr
             message = str(longrepr[2]) if isinstance(longrepr, tuple) else text
+    if outcome == "passed" and not any(report.when == "call" for report in reports):
+        outcome = "interrupted"  # set up, then the session stopped inside it
     return outcome, message, duration
 
 

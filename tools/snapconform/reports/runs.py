@@ -10,6 +10,7 @@ is shown, what is not is left out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ RUN_RECORD = "run.json"
 HOST_FACTS = "host.json"
 REPORT_NAME = "report.html"
 TRANSCRIPT_PAGE = "transcript.html"
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "error", "skipped", "not run")
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "error", "skipped", "interrupted", "not run")
 # Keys of a history step's `observed` that the page lays out itself; any other key (a field a
 # later history gains) is still shown, as JSON.
 OBSERVED_SHOWN = ("exit_code", "output", "error", "hooks", "changes", "state", "store_requests")
@@ -173,7 +174,11 @@ def _list(value: Any) -> list[Any]:
 
 
 def anchor_for(text: str) -> str:
-    return "t-" + re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:120]
+    """An id for a test's section: readable, and unique (long node ids share their start)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+    if len(slug) <= 100:
+        return f"t-{slug}"
+    return f"t-{slug[:90]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def steps_of(history: dict[str, Any]) -> list[StepView]:
@@ -273,7 +278,8 @@ def _test_view(
     journal = directory / "snapd-journal.txt"
     if journal.is_file():
         view.journal_href = str(journal.relative_to(base))
-    if isinstance(history, dict) and any(s.verdict == "divergence" for s in view.steps):
+    diverged = any(s.verdict in ("divergence", "known-divergence") for s in view.steps)
+    if isinstance(history, dict) and diverged:
         view.reproducer = _reproducer_near(directory, base) or _generated_reproducer(
             history, f"snapconform reproducer: {nodeid}"
         )
