@@ -123,6 +123,8 @@ ALLOWED = {
     "model": {"snapconform.model.*"},
     "images": {"snapconform.paths", "snapconform.images.*", "snapconform.hosts.base"},
     "hosts": {"snapconform.images.*", "snapconform.hosts.*", "snapconform.paths"},
+    # pages read what conformance runs wrote and the model's tables, never harness or hosts
+    "reports": {"snapconform.reports.*", "snapconform.conformance.*", "snapconform.model.*"},
 }
 
 
