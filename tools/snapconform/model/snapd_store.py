@@ -624,15 +624,14 @@ def store_refresh(
     if problem is not None:
         return Outcome(
             state,
-            ExpectedError(
-                "epoch-refused" if "epoch" in problem else "parallel-disabled", prefix + problem
-            ),
+            ExpectedError(problem[0], prefix + problem[1]),
             (),
-            f"refused before download: {problem} (snapstate earlyChecks, check_snap.go)",
+            f"refused before download: {problem[1]} (snapstate earlyChecks, check_snap.go)",
             store_requests=tuple(requests),
         )
     _, checked = _backoff(state, found, str(result.revision), auto=False)
-    change.state = state.with_instance(replace(checked, channel=asked))
+    tracked = full_channel(asked) if asked else None
+    change.state = state.with_instance(replace(checked, channel=tracked))
     return _run_single(change, respond, instance, result, found)
 
 
