@@ -180,6 +180,7 @@ class StoreCatalog:
             code = NAME_NOT_FOUND if action.action == "install" else ID_NOT_FOUND
             return StoreResult(action.instance, error=code, why=f"no snap named {snap_name}")
         store = entry.store
+        context = None
         if action.action == "install":
             asked = action.channel or DEFAULT_CHANNEL
         else:
@@ -260,11 +261,15 @@ def offering(catalog: StoreCatalog, name: str, revision: int) -> Responder:
         results = []
         for action, result in zip(request.actions, honest, strict=True):
             if action.action == "refresh" and action.instance.partition("_")[0] == name:
+                context = request.context_of(action.instance)
+                asked = action.channel or (context.tracking_channel if context else None)
+                store = catalog.store_of(name)
+                serving = store.follows(_canonical(store, asked or DEFAULT_CHANNEL))
                 result = StoreResult(
                     action.instance,
                     revision,
                     file_epoch(file),
-                    result.effective_channel or DEFAULT_CHANNEL,
+                    serving,
                     file,
                     why=f"misbehaving: R{revision} offered whatever it can read",
                 )
