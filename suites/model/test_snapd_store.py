@@ -540,3 +540,21 @@ def test_a_sideloaded_snap_is_still_unknown_to_the_store():
     outcome = store_refresh(state, StoreCatalog(), NAME)
     assert outcome.error is not None and outcome.error.kind == "local-snap-unknown-to-store"
     assert outcome.store_requests == ()
+
+
+def test_remove_works_on_store_revisions_as_on_local_ones():
+    # snapstate.go removeTasks / removeInactiveRevision: revisions are revisions, wherever from.
+    store = catalog(("stable", 1, None))
+    state = ok(store_install(new_state(), store, NAME))
+    store = store.release(NAME, "stable", 2, snap(2, None))
+    state = ok(refresh_all(state, store))
+    refused_current = model.remove(state, NAME, revision="2")
+    assert refused_current.error is not None and refused_current.error.message == (
+        'cannot remove "hookapp": cannot remove active revision 2 of snap "hookapp" (revert first?)'
+    )
+    one = model.remove(state, NAME, revision="1")
+    assert one.error is None and one.state.instance(NAME).revisions == ("2",)  # type: ignore[union-attr]
+    gone = model.remove(one.state, NAME)
+    assert gone.state.instance(NAME) is None
+    again = store_install(gone.state, store, NAME)
+    assert current(ok(again)) == "2" and again.state.instance(NAME).channel == "latest/stable"  # type: ignore[union-attr]

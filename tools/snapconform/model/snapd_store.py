@@ -130,6 +130,8 @@ __all__ = [
 REFRESH_ALL_SENDS_CHANNEL_SINCE = (2, 65)
 # From 2.67 failed auto-refreshes are recorded and backed off (autorefresh.go).
 REFRESH_FAILURE_BACKOFF_SINCE = (2, 67)
+# From 2.76 the notice also needs a tracking channel (cmd_snap_op.go showDone, 2.75 vs 2.76).
+NOTICE_NEEDS_TRACKING_SINCE = (2, 76)
 MAX_HOPS = 32
 RISKS = ("stable", "candidate", "beta", "edge")  # snap/channel/channel.go channelRisks
 
@@ -421,6 +423,8 @@ def _closed_notices(state: SnapdState, names: Sequence[str]) -> tuple[str, ...]:
             continue
         tracking = inst.channel or ""
         channel = inst.current_revision.channel or ""
+        if not tracking and state.snapd_version >= NOTICE_NEEDS_TRACKING_SINCE:
+            continue
         risk = _risk(tracking) if tracking else ""
         if tracking != channel and channel and risk != _risk(channel):
             notices.append(
