@@ -183,3 +183,36 @@ def test_without_dot_one_line_says_so(tmp_path):
         "(apt-get install graphviz)\n"
     )
     assert run_table("--format", "mermaid", env=env).returncode == 0  # Mermaid needs no dot
+
+
+EVENTS_PLAN = """\
+channels: [stable, beta]
+users:
+  ann: {channel: stable, from: 1, switch: {3: beta}, offline: [4]}
+  bob: {channel: beta, from: 1, revert: [5]}
+steps:
+  - {revision: 1, epoch: "0", channel: stable}
+  - {revision: 2, epoch: "0", channel: beta}
+  - {revision: 3, epoch: "0", channel: beta}
+  - {revision: 4, epoch: "0", channel: beta}
+  - {unrelease: beta}
+  - {close: beta}
+"""
+
+
+def test_closes_unreleases_and_the_users_own_operations_are_on_the_arrows(chromium, tmp_path):
+    plan = evaluate(parse_plan(EVENTS_PLAN, "events.yaml"))
+    ann, bob = user_flows(plan).users
+    assert [edge.label for edge in ann.edges[2:]] == [
+        "beta gets R3E0 · switch beta, refreshes",
+        "beta gets R4E0 · offline, no refresh",
+        "beta unreleases R4E0 · stays",
+        "beta closes · refreshes",
+    ]
+    assert bob.edges[4].label == "beta unreleases R4E0 · revert, refreshes"
+    page = tmp_path / "events.html"
+    page.write_text(render_html(plan, title="events.yaml"))
+    loaded = chromium.load(page, "plan-events.png", size=(1100, 1300))
+    assert loaded.console == [] and loaded.requests == []
+    assert count(r'<g id="(?:ann|bob)-s\d+" class="node flow-node', loaded.dom) == 2 * 7
+    assert "beta closes · refreshes" in render_mermaid(plan)

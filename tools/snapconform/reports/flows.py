@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from snapconform.model.plan import MARK, Cell, Table, User, cell_text, released_text
+from snapconform.model.plan import MARK, Cell, Step, Table, User, cell_text, released_text
 
 CONFIRMED = "confirmed"
 DIVERGENCE = "divergence"
@@ -95,11 +95,15 @@ class FlowEdge:
             "stay": "stays",
             "wait": "not installed yet" if self.target.before_install else "nothing to install",
         }[self.kind]
-        via = ""
+        cell = self.target.cell
+        if cell is not None and cell.offline:
+            what = "offline, no refresh"
         if self.via:
-            via = " via " + ", ".join(f"R{revision}" for revision in self.via)
+            what += " via " + ", ".join(f"R{revision}" for revision in self.via)
+        if cell is not None and cell.actions:  # the user's own operations before refreshing
+            what = ", ".join(cell.actions) + ", " + what
         # the step's number is on the node the arrow leads to ("after step N")
-        return f"{self.release} · {what}{via}"
+        return f"{self.release} · {what}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,17 @@ def footnotes(table: Table) -> dict[tuple[int, str], Footnote]:
 def holds_text(cell: Cell | None) -> str:
     """The cell as the table writes it, without the (!) (drawn as a mark of its own)."""
     return cell_text(cell).removesuffix(f" {MARK}")
+
+
+def release_text(step: Step) -> str:
+    """What the publisher did at a step: "stable gets R4E0", "beta closes", "candidate
+    unreleases R7E1"."""
+    action = getattr(step, "action", "release")
+    if action == "close":
+        return f"{step.channel} closes"
+    if action == "unrelease":
+        return f"{step.channel} unreleases R{step.revision}E{step.epoch}"
+    return f"{step.channel} gets {released_text(step)}"
 
 
 def _node_id(user: str, step: int) -> str:
@@ -188,7 +203,7 @@ def user_flows(table: Table, observations: Observations | None = None) -> Flows:
             else:
                 kind = "stay"
             via = cell.hops[:-1] if cell is not None and kind == "refresh" else ()
-            release = f"{row.step.channel} gets {released_text(row.step)}"
+            release = release_text(row.step)
             edges.append(FlowEdge(before, node, release, kind, via))
             nodes.append(node)
         flows.append(UserFlow(user, tuple(nodes), tuple(edges)))
