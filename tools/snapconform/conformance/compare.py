@@ -94,9 +94,16 @@ def compare_result(outcome: model.Outcome, result: SnapCommandResult) -> list[Mi
         ]
     if outcome.error is not None:
         expected = normalise_whitespace(outcome.error.message)
-        if expected != result.message:
+        if outcome.error.pattern:
+            if not re.fullmatch(outcome.error.message, result.message, re.DOTALL):
+                return [Mismatch("error", f"matching {outcome.error.message}", result.message)]
+        elif expected != result.message:
             return [Mismatch("error", expected, result.message)]
-    return []
+    mismatches = []
+    for notice in outcome.notices:
+        if normalise_whitespace(notice) not in normalise_whitespace(result.output):
+            mismatches.append(Mismatch("notice", notice, result.message))
+    return mismatches
 
 
 def compare_instance(
@@ -119,6 +126,8 @@ def compare_instance(
         mismatches.append(Mismatch(f"{name}.sequence", sequence, observed.sequence))
     if expected.current != observed.current:
         mismatches.append(Mismatch(f"{name}.current", expected.current, observed.current))
+    if expected.channel != observed.tracking_channel:
+        mismatches.append(Mismatch(f"{name}.channel", expected.channel, observed.tracking_channel))
     for rev in expected.sequence:
         seen = observed.revision(rev.revision)
         if seen is None:

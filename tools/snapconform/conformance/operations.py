@@ -232,6 +232,25 @@ OPERATION_TYPES: dict[str, type[Operation]] = {
     cls.kind: cls
     for cls in (InstallFile, InstallMissingFile, Refresh, Revert, Remove, SetSystem, RunApp)
 }
+# kind -> how its JSON fields become constructor arguments (beyond plain values)
+_DECODERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def register_operation(
+    cls: type[Operation], decode: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> None:
+    """Make an operation type round-trip through JSON (other modules add theirs here)."""
+    OPERATION_TYPES[cls.kind] = cls
+    if decode is not None:
+        _DECODERS[cls.kind] = decode
+
+
+def _install_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    data["snap"] = snap_file_from_json(data["snap"])
+    return data
+
+
+_DECODERS[InstallFile.kind] = _install_from_json
 
 
 def operation_from_json(data: dict[str, Any]) -> Operation:
@@ -240,9 +259,9 @@ def operation_from_json(data: dict[str, Any]) -> Operation:
     kind = data.pop("op", None)
     if kind not in OPERATION_TYPES:
         raise ValueError(f"unknown operation {kind!r}; known: {', '.join(OPERATION_TYPES)}")
-    if kind == "install":
-        data["snap"] = snap_file_from_json(data["snap"])
     try:
+        if kind in _DECODERS:
+            data = _DECODERS[kind](data)
         return OPERATION_TYPES[kind](**data)
-    except TypeError as exc:
+    except (TypeError, KeyError) as exc:
         raise ValueError(f"operation {kind!r}: {exc}") from None

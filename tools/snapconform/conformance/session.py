@@ -7,6 +7,7 @@ observed through the REST API and compared; every step is recorded for the histo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -20,6 +21,8 @@ from typing import Any
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
 from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
+from snapconform.conformance.served import ServedStore, describe_requests, request_lines
+from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
@@ -178,6 +181,7 @@ class HostSession:
         self.broken = False  # a host fault happened: restart before the next run
         self.started = False
         self.resets = 0
+        self.served: ServedStore | None = None  # started by the first run that needs a store
 
     # -- lifecycle -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -205,6 +209,7 @@ class HostSession:
         if self.shell is not None:
             self.shell.close()
             self.shell = None
+        self.served = None  # it went with the host's files
         self.host.reset()
         self.resets += 1
         self.broken = False
@@ -248,7 +253,21 @@ class HostSession:
             values[key] = None if value is None else json.dumps(value).strip('"')
         return values
 
+    def served_store(self) -> ServedStore:
+        """The host's served store (made the first time a run needs one)."""
+        if self.served is None:
+            assert self.shell is not None and self.observer is not None
+            self.served = ServedStore(
+                self.shell, self.host, self.artifacts / "served-catalog", self.cache_dir
+            )
+            self.observer.store_log = self.served.carrier.log_path
+        return self.served
+
     def stop(self) -> None:
+        if self.served is not None and self.shell is not None and not self.broken:
+            with contextlib.suppress(HostError):  # the host goes next anyway
+                self.served.stop()
+        self.served = None
         if self.shell is not None:
             self.shell.close()
             self.shell = None
@@ -269,6 +288,8 @@ class HostSession:
     def describe(self) -> dict[str, str]:
         facts = dict(self.host.describe())
         facts["snapd"] = self.snapd_version_text
+        if self.served is not None:
+            facts["store"] = f"served store at {self.served.carrier.store_url}"
         return facts
 
 
@@ -315,6 +336,9 @@ class ConformanceRun:
         self.step_timeout = step_timeout
         self._built: dict[model.SnapFile, Path] = {}
         self.last_observation: Observation | None = None
+        # The store as the model sees it; published to the host's served store on change.
+        self.world = StoreWorld()
+        self._published: StoreWorld | None = None
 
     # -- fixture files ---------------------------------------------------------------------
     def local_file(self, snap: model.SnapFile) -> Path:
@@ -336,7 +360,11 @@ class ConformanceRun:
         for name in operation.instances:
             if name not in self.known_instances:
                 self.known_instances.append(name)
-        outcome = operation.predict(self.state, self.predicted_path)
+        world_after = self.world
+        if isinstance(operation, StoreOperation):
+            outcome, world_after = operation.predict_store(self.state, self.world)
+        else:
+            outcome = operation.predict(self.state, self.predicted_path)
         record = StepRecord(
             index=len(self.history) + 1,
             operation=operation.to_json(),
@@ -353,7 +381,11 @@ class ConformanceRun:
         )
         started = time.monotonic()
         try:
-            result: SnapCommandResult = operation.perform(client, self.locate)
+            if isinstance(operation, StoreOperation):
+                self.publish(world_after)
+                result: SnapCommandResult = operation.perform_store(client)
+            else:
+                result = operation.perform(client, self.locate)
             observation = self.observer.observe(list(self.known_instances))
         except (HostError, CommandTimeout, ObservationError) as exc:
             record.verdict, record.fault = "host-fault", str(exc)
@@ -383,8 +415,11 @@ class ConformanceRun:
         record.observed_store_requests = list(observation.store_requests)
         self.last_observation = observation
         record.mismatches = compare_step(outcome, result, observation, self.known_instances)
+        if self.session.served is not None:
+            record.mismatches += self.compare_requests(outcome, observation)
         record.verdict = "divergence" if record.mismatches else "pass"
         self.state = outcome.state
+        self.world = world_after
         if record.mismatches:
             names = [name.split("_", 1)[0] for name in self.known_instances]
             seen = [
@@ -399,6 +434,39 @@ class ConformanceRun:
             elif self.stop_on_divergence:
                 raise Divergence(record)
         return record
+
+    # -- the store -------------------------------------------------------------------------
+    def publish(self, world: StoreWorld) -> None:
+        """Serve `world` on the host unless it is what is served already."""
+        if world == self._published:
+            return
+        mark = self.session.served_store().publish(world)
+        # What snapd asks from here on is this step's (nothing else talks to the store).
+        self.observer.store_log_offset = mark
+        self._published = world
+
+    def store_names(self) -> list[str]:
+        return sorted({name.partition("_")[0] for name in self.known_instances})
+
+    def compare_requests(self, outcome: model.Outcome, observation: Observation) -> list[Mismatch]:
+        """The store requests snapd sent in the step against those the model predicts."""
+        served = self.session.served
+        assert served is not None
+        observed = describe_requests(
+            list(observation.store_requests), served.snap_ids(self.store_names())
+        )
+        expected = request_lines(outcome.store_requests)
+        return [] if observed == expected else [Mismatch("store_requests", expected, observed)]
+
+    def close(self) -> None:
+        """Remove what this run installed from the store: every later request would carry it."""
+        for instance in self.state.instances:
+            if instance.from_store:
+                try:
+                    self.client.remove(instance.name, purge=True)
+                except (HostError, CommandTimeout):
+                    self.session.broken = True
+                    return
 
     def run(self, operations: list[Operation]) -> list[StepRecord]:
         return [self.step(operation) for operation in operations]

@@ -115,6 +115,12 @@ class SnapClient:
             duration=result.duration,
         )
 
+    def run_snap(self, argv: list[str]) -> SnapCommandResult:
+        """Any `snap ...` command (argv[0] must be "snap"), with the same handling."""
+        if not argv or argv[0] != "snap":
+            raise ValueError(f"not a snap command: {argv!r}")
+        return self._run(list(argv))
+
     def install_file(self, remote_path: str, name: str | None = None) -> SnapCommandResult:
         argv = ["snap", "install", "--dangerous", remote_path]
         if name is not None:

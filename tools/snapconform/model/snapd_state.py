@@ -238,11 +238,14 @@ class ExpectedError:
 
     ``exit_code`` is 1 except where the CLI prints the message and still exits 0
     (cmd/snap/error.go: `snap remove` of something not installed is not an error).
+    ``pattern``: ``message`` is a regular expression over the normalised text, for refusals
+    whose text holds what the model does not know (hashes, ports: a misbehaving store).
     """
 
     kind: str
     message: str
     exit_code: int = 1
+    pattern: bool = False
 
 
 @dataclass(frozen=True)
