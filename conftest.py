@@ -182,6 +182,45 @@ def conformance(request: pytest.FixtureRequest, host_session: object, test_artif
     recorder.finish(run, failed=report is None or report.failed)
 
 
+@pytest.fixture(scope="session")
+def store_session(pytestconfig: pytest.Config, artifacts_dir: Path) -> Iterator[object]:
+    """The store tier of the configured host: its snapd trusts the served store (for nspawn,
+    the release's own snapd built with the test keys, built first when missing)."""
+    from snapconform.conformance.session import HostSession, store_tier_url
+    from snapconform.hosts.base import HostUnavailable
+
+    url = store_tier_url(host_url(pytestconfig))
+    try:
+        session = HostSession(url, artifacts=artifacts_dir / "store-host")
+        session.start()
+        session.served_store()  # the test keys and the carrier, or a reason they cannot be
+    except HostUnavailable as exc:
+        pytest.skip(f"no store-tier host to drive: {exc}")
+    try:
+        (artifacts_dir / "store-host.json").write_text(
+            json.dumps(session.describe(), indent=2) + "\n"
+        )
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture
+def store_run(request: pytest.FixtureRequest, store_session: object, test_artifacts: Path):
+    """A fresh conformance run on the store tier; what it installed from the store is removed
+    at the end (later requests would carry it)."""
+    from snapconform.conformance.artifacts import RunArtifacts
+    from snapconform.conformance.session import ConformanceRun
+
+    recorder = RunArtifacts(store_session, test_artifacts)
+    run = ConformanceRun(store_session)
+    recorder.begin()
+    yield run
+    report = getattr(request.node, "report_call", None)
+    recorder.finish(run, failed=report is None or report.failed)
+    run.close()
+
+
 @pytest.fixture
 def names() -> object:
     from snapconform.conformance.session import NameAllocator

@@ -27,7 +27,7 @@ from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
 from snapconform.harness.shell import CommandTimeout, Shell
-from snapconform.hosts.base import Host, HostError, open_host
+from snapconform.hosts.base import Host, HostError, HostSpec, open_host
 from snapconform.model import snapd as model
 
 VERSION_PATTERN = re.compile(r"^snapd\s+(\d+)\.(\d+)", re.MULTILINE)
@@ -140,6 +140,16 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
             "trash": sorted(seen.trash),
         }
     return state
+
+
+def store_tier_url(url: str) -> str:
+    """The host URL whose snapd trusts the served store: an nspawn release's store tier
+    (`?snapd=testkeys`); any other URL as given (its snapd must be a test-keys build that
+    names a store URL, or the session says it cannot be used)."""
+    spec = HostSpec.parse(url)
+    if spec.scheme == "nspawn" and "snapd" not in spec.query:
+        return f"{url}{'&' if '?' in url else '?'}snapd=testkeys"
+    return url
 
 
 def parse_snapd_version(text: str) -> tuple[int, int]:
