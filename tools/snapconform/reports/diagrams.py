@@ -15,8 +15,10 @@ import html
 import re
 import textwrap
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import graphviz
+if TYPE_CHECKING:
+    import graphviz
 
 from snapconform.model.plan import MARK, MARK_LEGEND, Table, cell_text, released_text
 from snapconform.reports.flows import (
@@ -169,8 +171,21 @@ def _add_flow(graph: graphviz.Digraph, flow: UserFlow, link: Callable[[int], str
         graph.edge(edge.source.id, edge.target.id, **_edge_attributes(edge))
 
 
+def _graphviz() -> object:
+    """The binding, imported on first drawing: the CLI loads this module on hosts that only
+    replay histories (local://, ssh://) and need not have it."""
+    try:
+        import graphviz as binding
+    except ImportError:
+        raise DiagramError(
+            "drawing needs the graphviz Python package (pip install graphviz)"
+        ) from None
+    return binding
+
+
 def _graph(name: str) -> graphviz.Digraph:
-    graph = graphviz.Digraph(name=name)
+    binding = _graphviz()
+    graph = binding.Digraph(name=name)  # type: ignore[attr-defined]
     graph.attr(
         "graph", rankdir="TB", fontname=FONT, nodesep="0.3", ranksep="0.32", bgcolor="transparent"
     )
@@ -228,13 +243,14 @@ _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 
 
 def svg_of(graph: graphviz.Digraph) -> str:
+    binding = _graphviz()
     try:
         return graph.pipe(format="svg", encoding="utf-8")
-    except graphviz.ExecutableNotFound:
+    except binding.ExecutableNotFound:  # type: ignore[attr-defined]
         raise DiagramError(
             "drawing needs Graphviz's dot, which is not installed (apt-get install graphviz)"
         ) from None
-    except graphviz.CalledProcessError as exc:
+    except binding.CalledProcessError as exc:  # type: ignore[attr-defined]
         raise DiagramError(f"Graphviz's dot failed: {exc.stderr or exc}") from None
 
 
