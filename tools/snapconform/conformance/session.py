@@ -16,12 +16,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
 from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
-from snapconform.conformance.served import ServedStore, describe_requests, request_lines
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap
 from snapconform.harness.observe import Observation, ObservationError, Observer
@@ -29,6 +28,9 @@ from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapComm
 from snapconform.harness.shell import CommandTimeout, Shell
 from snapconform.hosts.base import Host, HostError, HostSpec, open_host
 from snapconform.model import snapd as model
+
+if TYPE_CHECKING:
+    from snapconform.conformance.served import ServedStore
 
 VERSION_PATTERN = re.compile(r"^snapd\s+(\d+)\.(\d+)", re.MULTILINE)
 
@@ -266,6 +268,10 @@ class HostSession:
     def served_store(self) -> ServedStore:
         """The host's served store (made the first time a run needs one)."""
         if self.served is None:
+            # Loaded with the first store step: signing needs `cryptography`, which a host
+            # that only replays sideload histories (local:// inside a VM) may not have.
+            from snapconform.conformance.served import ServedStore
+
             assert self.shell is not None and self.observer is not None
             self.served = ServedStore(
                 self.shell, self.host, self.artifacts / "served-catalog", self.cache_dir
@@ -460,6 +466,8 @@ class ConformanceRun:
 
     def compare_requests(self, outcome: model.Outcome, observation: Observation) -> list[Mismatch]:
         """The store requests snapd sent in the step against those the model predicts."""
+        from snapconform.conformance.served import describe_requests, request_lines
+
         served = self.session.served
         assert served is not None
         observed = describe_requests(

@@ -31,7 +31,6 @@ from snapconform.reports.flows import (
     UserFlow,
     user_flows,
 )
-from snapconform.reports.pages import render_page
 
 FORMATS = ("html", "svg", "mermaid")
 FONT = "DejaVu Sans"  # Debian's fonts-dejavu-core: dot measures with it, browsers draw with it
@@ -307,6 +306,9 @@ def render_html(table: Table, observations: Observations | None = None, title: s
         }
         for flow in flows.users
     ]
+    # Loaded here, not at import: the CLI imports this module on hosts without Jinja2.
+    from snapconform.reports.pages import render_page
+
     return render_page(
         "plan_flows.html.j2",
         title=f"what each user gets: {title}" if title else "what each user gets",
