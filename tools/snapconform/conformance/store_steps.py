@@ -307,33 +307,32 @@ class Misbehave(StoreOperation):
 
 
 @dataclass(frozen=True)
-class StoreInstall(StoreOperation):
-    """`snap install NAME|NAME_KEY [--channel=C] [--revision=N]` from the store."""
+class _OneSnapStep(StoreOperation):
+    """`snap VERB NAME [--channel=C] [--revision=N]` for one instance."""
 
-    kind: ClassVar[str] = "store-install"
+    verb: ClassVar[str] = ""
     instance: str
     channel: str | None = None
     revision: int | None = None
+
+    def act(
+        self, state: model.SnapdState, catalog: StoreCatalog, store: Responder | None
+    ) -> model.Outcome:
+        raise NotImplementedError
 
     def predict_store(
         self, state: model.SnapdState, world: StoreWorld
     ) -> tuple[model.Outcome, StoreWorld]:
         return _user_step(
-            state,
-            world,
-            self.instance,
-            lambda store: model.store_install(
-                state,
-                world.catalog,
-                self.instance,
-                self.channel,
-                None if self.revision is None else str(self.revision),
-                store=store,
-            ),
+            state, world, self.instance, lambda store: self.act(state, world.catalog, store)
         )
 
+    @property
+    def revision_text(self) -> str | None:
+        return None if self.revision is None else str(self.revision)
+
     def argv(self) -> list[str]:
-        argv = ["snap", "install", self.instance]
+        argv = ["snap", self.verb, self.instance]
         if self.channel is not None:
             argv.append(f"--channel={self.channel}")
         if self.revision is not None:
@@ -346,42 +345,33 @@ class StoreInstall(StoreOperation):
 
 
 @dataclass(frozen=True)
-class StoreRefresh(StoreOperation):
+class StoreInstall(_OneSnapStep):
+    """`snap install NAME|NAME_KEY [--channel=C] [--revision=N]` from the store."""
+
+    kind: ClassVar[str] = "store-install"
+    verb: ClassVar[str] = "install"
+
+    def act(
+        self, state: model.SnapdState, catalog: StoreCatalog, store: Responder | None
+    ) -> model.Outcome:
+        return model.store_install(
+            state, catalog, self.instance, self.channel, self.revision_text, store=store
+        )
+
+
+@dataclass(frozen=True)
+class StoreRefresh(_OneSnapStep):
     """`snap refresh NAME [--channel=C] [--revision=N]` of a store snap."""
 
     kind: ClassVar[str] = "store-refresh"
-    instance: str
-    channel: str | None = None
-    revision: int | None = None
+    verb: ClassVar[str] = "refresh"
 
-    def predict_store(
-        self, state: model.SnapdState, world: StoreWorld
-    ) -> tuple[model.Outcome, StoreWorld]:
-        return _user_step(
-            state,
-            world,
-            self.instance,
-            lambda store: model.store_refresh(
-                state,
-                world.catalog,
-                self.instance,
-                self.channel,
-                None if self.revision is None else str(self.revision),
-                store=store,
-            ),
+    def act(
+        self, state: model.SnapdState, catalog: StoreCatalog, store: Responder | None
+    ) -> model.Outcome:
+        return model.store_refresh(
+            state, catalog, self.instance, self.channel, self.revision_text, store=store
         )
-
-    def argv(self) -> list[str]:
-        argv = ["snap", "refresh", self.instance]
-        if self.channel is not None:
-            argv.append(f"--channel={self.channel}")
-        if self.revision is not None:
-            argv.append(f"--revision={self.revision}")
-        return argv
-
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.instance,)
 
 
 @dataclass(frozen=True)
