@@ -176,6 +176,7 @@ def conformance(request: pytest.FixtureRequest, host_session: object, test_artif
 
     recorder = RunArtifacts(host_session, test_artifacts)
     run = ConformanceRun(host_session)
+    run.history_path = test_artifacts / "history.json"
     recorder.begin()
     yield run
     report = getattr(request.node, "report_call", None)
@@ -214,6 +215,7 @@ def store_run(request: pytest.FixtureRequest, store_session: object, test_artifa
 
     recorder = RunArtifacts(store_session, test_artifacts)
     run = ConformanceRun(store_session)
+    run.history_path = test_artifacts / "history.json"
     recorder.begin()
     yield run
     report = getattr(request.node, "report_call", None)

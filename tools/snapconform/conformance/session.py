@@ -355,6 +355,7 @@ class ConformanceRun:
         # The store as the model sees it; published to the host's served store on change.
         self.world = StoreWorld()
         self._published: StoreWorld | None = None
+        self.history_path: Path | None = None  # written after every step when set
 
     # -- fixture files ---------------------------------------------------------------------
     def local_file(self, snap: model.SnapFile) -> Path:
@@ -373,6 +374,16 @@ class ConformanceRun:
 
     # -- steps -----------------------------------------------------------------------------
     def step(self, operation: Operation) -> StepRecord:
+        """Predict, perform, observe and compare one step. With `history_path` set the history
+        is written after every step, whatever happened, so a run killed at any moment leaves
+        every completed step on disk."""
+        try:
+            return self._step(operation)
+        finally:
+            if self.history_path is not None:
+                self.save_history(self.history_path)
+
+    def _step(self, operation: Operation) -> StepRecord:
         for name in operation.instances:
             if name not in self.known_instances:
                 self.known_instances.append(name)
@@ -498,6 +509,9 @@ class ConformanceRun:
         }
 
     def save_history(self, path: Path) -> Path:
+        """Write the history whole or not at all (a rename over the old one)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.history_json(), indent=2) + "\n", encoding="utf-8")
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.history_json(), indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
         return path
