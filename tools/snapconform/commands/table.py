@@ -134,7 +134,8 @@ def replay(args: argparse.Namespace, table: Table, path: Path) -> int:
         return _fail(f"interrupted ({exc or 'Ctrl-C'}); the host was stopped", 130)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) is _terminate:  # a host backend may have chained after us
+                signal.signal(sig, handler)
     _say(result.snapd)
     if args.format in diagrams.FORMATS:
         try:
@@ -144,7 +145,7 @@ def replay(args: argparse.Namespace, table: Table, path: Path) -> int:
         except diagrams.DiagramError as exc:
             return _fail(str(exc), 2)
         sys.stdout.write(drawn)
-        for line in result.notes():
+        for line in [*result.notes(), plan_replay.verdict_line(result)]:
             _say(line)
     else:
         sys.stdout.write(plan_replay.render_observed(result, args.format))

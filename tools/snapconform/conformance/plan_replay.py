@@ -77,6 +77,7 @@ __all__ = [
     "instance_keys",
     "render_observed",
     "replay_plan",
+    "verdict_line",
 ]
 
 CONFIRMED = "confirmed"
@@ -507,13 +508,15 @@ def _legend(replay: Replay) -> list[str]:
     ]
 
 
-def _verdict_line(replay: Replay) -> str:
+def verdict_line(replay: Replay) -> str:
     if not replay.diverged:
         return "verdict: every cell and every checked step agrees with snapd"
     parts = []
     if replay.cell_divergences:
+        each = set(replay.each_steps)
         cells = ", ".join(
             f"step {c.step} {c.user}: {c.expected_text} ≠ snapd {c.shown}"
+            + (" after `snap refresh NAME`, see above" if c.step in each else "")
             for c in replay.cell_divergences
         )
         parts.append(f"{len(replay.cell_divergences)} cell(s) diverged ({cells})")
@@ -535,7 +538,7 @@ def render_text(replay: Replay) -> str:
     ]
     out += ["", *_legend(replay), ""]
     out += [f"[{n}] {note}" for n, note in enumerate(notes, 1)]
-    out += ["", *replay.notes(), _verdict_line(replay)]
+    out += ["", *replay.notes(), verdict_line(replay)]
     return "\n".join(out) + "\n"
 
 
@@ -545,7 +548,7 @@ def render_markdown(replay: Replay) -> str:
     out += ["| " + " | ".join(line) + " |" for line in lines]
     out += ["", *_legend(replay), ""]
     out += [f"{n}. {note}" for n, note in enumerate(notes, 1)]
-    out += ["", *(f"- {line}" for line in [*replay.notes(), _verdict_line(replay)])]
+    out += ["", *(f"- {line}" for line in [*replay.notes(), verdict_line(replay)])]
     return "\n".join(out) + "\n"
 
 
