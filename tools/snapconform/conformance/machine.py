@@ -9,7 +9,10 @@ from snapd's default system settings, so examples are independent without a host
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +30,8 @@ from snapconform.conformance.operations import (
     RunApp,
     SetSystem,
 )
-from snapconform.conformance.reproducer import write_reproducers
+from snapconform.conformance.reproducer import ReproducerError, write_reproducers
+from snapconform.conformance.served import keys_dir_of
 from snapconform.conformance.session import (
     ConformanceRun,
     Divergence,
@@ -36,8 +40,16 @@ from snapconform.conformance.session import (
     KnownDivergenceFound,
     NameAllocator,
 )
-from snapconform.conformance.shrink import HistoryShrinker, diverging_prefix, python_program
+from snapconform.conformance.shrink import (
+    HistoryShrinker,
+    diverging_prefix,
+    python_program,
+    remove_installed,
+)
+from snapconform.hosts.base import HostUnavailable
 from snapconform.model import snapd as model
+from snapconform.model.epoch import Epoch
+from snapconform.served_store.assertions import TestKeys, TestKeysError
 
 # Epochs in snap.yaml form, simplest first (Hypothesis shrinks towards the first).
 EPOCH_TEXTS = (
@@ -80,6 +92,20 @@ REFRESH_ARGUMENTS = {
 }
 
 
+def moved_epoch(current: Epoch | None, move: str, fixed: str | None) -> str | None:
+    """An epoch text relative to ``current``: "same"; "bridge" N* and "next" N past the highest
+    epoch it writes; "settle" the plain N of a bridge N* (others stay the same); "fixed" (or no
+    current epoch) is ``fixed`` as given."""
+    if move == "fixed" or current is None:
+        return fixed
+    top = max(current.write)
+    if move == "same" or (move == "settle" and min(current.read) >= top):
+        return current.to_yaml()
+    if move == "settle":
+        return str(top)
+    return f"{top + 1}*" if move == "bridge" else str(top + 1)
+
+
 @dataclass
 class FailureRecorder:
     """Saves the first failing history (before any shrinking) and the last one Hypothesis ran
@@ -92,6 +118,7 @@ class FailureRecorder:
     last: Path | None = None
     failures: int = 0
     steps: int = 0
+    publisher_steps: int = 0  # of `steps`: store steps that only change the store (no command)
     labels: dict[str, int] = field(default_factory=dict)
 
     def record(self, run: ConformanceRun) -> None:
@@ -124,21 +151,79 @@ class FailureRecorder:
         program = self.directory / "reproducer" / "test_minimal.py"
         program.parent.mkdir(parents=True, exist_ok=True)
         program.write_text(python_program(operations), encoding="utf-8")
-        return [
-            minimal,
-            program,
-            *write_reproducers(
-                history, self.directory / "reproducer", "snapconform: minimal divergence"
-            ),
-        ]
+        written = [minimal, program]
+        try:
+            written += write_reproducers(
+                history,
+                self.directory / "reproducer",
+                "snapconform: minimal divergence",
+                keys=self.signing_keys(),
+                cache_dir=None if self.session is None else self.session.cache_dir,
+            )
+        except (ReproducerError, HostUnavailable, TestKeysError) as exc:
+            log(f"no reproducer scripts: {exc}")
+        return written
+
+    def signing_keys(self) -> TestKeys | None:
+        """The test keys of the session's snapd build (a store history's catalogs are signed
+        with them), or None when the session is not on the store tier."""
+        if self.session is None or self.session.served is None:
+            return None
+        return TestKeys.load(keys_dir_of(self.session.host))
 
     def count(self, label: str) -> None:
         self.labels[label] = self.labels.get(label, 0) + 1
         event(label)
 
 
-class SnapdMachine(RuleBasedStateMachine):
-    """Configure with `SnapdMachine.configure(session, recorder)` before running it."""
+@contextmanager
+def recorded_machine(
+    machine: type[MachineBase],
+    session: HostSession,
+    directory: Path,
+    *,
+    record_property: Callable[[str, Any], None],
+    failed: Callable[[], bool],
+    log: Callable[[str], None] = print,
+) -> Iterator[FailureRecorder]:
+    """Configure `machine` on `session` for one test; afterwards write `directory`/summary.json
+    (host, profile, steps, minutes, steps a minute, labels, failures), record steps, rate and
+    labels as junit properties, and when the test `failed()` shrink and write the reproducers."""
+    recorder = FailureRecorder(directory, session=session)
+    machine.configure(session, recorder)
+    started = time.monotonic()
+    yield recorder
+    minutes = (time.monotonic() - started) / 60
+    summary = {
+        "host": session.describe(),
+        "profile": os.environ.get("HYPOTHESIS_PROFILE", "dev"),
+        "steps": recorder.steps,
+        "minutes": round(minutes, 2),
+        "steps_per_minute": round(recorder.steps / minutes, 1) if minutes else None,
+        # steps that ran a command on the host (publisher steps only rewrite the store)
+        "snapd_steps": recorder.steps - recorder.publisher_steps,
+        "snapd_steps_per_minute": round((recorder.steps - recorder.publisher_steps) / minutes, 1)
+        if minutes
+        else None,
+        "labels": recorder.labels,
+        "failures": recorder.failures,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for key in ("steps", "steps_per_minute", "labels"):
+        record_property(key, summary[key])
+    if failed():
+        for path in recorder.finish(log):
+            log(f"\n==> {path}\n{path.read_text()}")
+    log(f"\n{recorder.steps} steps checked against the model; labels: {recorder.labels}")
+
+
+class MachineBase(RuleBasedStateMachine):
+    """What every conformance state machine shares: one run per example on fresh snap names (a
+    plain instance and, once parallel instances are on, `NAME_k1`), steps through
+    `ConformanceRun.step`, coverage labels, and the rules that work on any installed instance
+    (revert, remove, run the app, system settings). Subclasses add the rules that install and
+    refresh. Configure with `Machine.configure(session, recorder)` before running it."""
 
     session: ClassVar[HostSession]
     recorder: ClassVar[FailureRecorder]
@@ -179,22 +264,6 @@ class SnapdMachine(RuleBasedStateMachine):
         ]
         return candidates[index % len(candidates)] if candidates else None
 
-    def moved_epoch(self, instance: str, move: str, fixed: str | None) -> str | None:
-        """The epoch text a refresh of ``instance`` uses, relative to its current epoch."""
-        found = self.installed(instance)
-        if move == "fixed" or found is None:
-            return fixed
-        current = found.current_revision.epoch
-        if move == "same":
-            return current.to_yaml()
-        following = max(current.write) + 1
-        return f"{following}*" if move == "bridge" else str(following)
-
-    def snap(
-        self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]
-    ) -> model.SnapFile:
-        return model.SnapFile(self.name, version, epoch_yaml=epoch, hooks=hooks)
-
     def do(self, operation: Operation) -> None:
         before = self.state
         note(f"step {len(self.run.history) + 1}: {operation}")
@@ -210,6 +279,10 @@ class SnapdMachine(RuleBasedStateMachine):
             raise
         self.label(operation, before, record.expected_ok)
 
+    def is_refresh(self, operation: Operation) -> bool:
+        """Whether `operation` refreshes an installed instance (for the labels)."""
+        return isinstance(operation, InstallFile | Refresh)
+
     def label(self, operation: Operation, before: model.SnapdState, ok: bool) -> None:
         """Coverage labels (Hypothesis events) for what this step exercised."""
         record = self.run.history[-1]
@@ -220,7 +293,7 @@ class SnapdMachine(RuleBasedStateMachine):
             self._note_revisions(name, new)
             if old is None or new is None:
                 continue
-            refresh = isinstance(operation, InstallFile | Refresh)
+            refresh = self.is_refresh(operation)
             if refresh and record.expected_kind == "epoch-refused":
                 self.recorder.count("refused refresh")
             if refresh and record.expected_kind == "hook-failed":
@@ -240,12 +313,16 @@ class SnapdMachine(RuleBasedStateMachine):
                 self.recorder.count("garbage collection discard")
 
     def _note_revisions(self, name: str, instance: model.InstanceState | None) -> None:
-        """Count a revision number that comes back after it left the sequence (x-number reuse)."""
+        """Count a revision number that comes back after it left the sequence (x-number reuse
+        for local revisions; a store revision downloaded again)."""
         present = {revision.revision for revision in instance.sequence} if instance else set()
         seen = self.used_revisions.setdefault(name, set())
         gone = self.gone_revisions.setdefault(name, set())
-        if present & gone:
+        back = present & gone
+        if any(revision.startswith("x") for revision in back):
             self.recorder.count("x-number reuse")
+        if any(not revision.startswith("x") for revision in back):
+            self.recorder.count("store revision back after it left")
         gone |= seen - present
         gone -= present
         seen |= present
@@ -255,6 +332,67 @@ class SnapdMachine(RuleBasedStateMachine):
 
     def any_missing(self) -> bool:
         return any(self.installed(name) is None for name in self.instance_names())
+
+    # -- rules on any installed instance ---------------------------------------------------
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), choice=st.one_of(st.none(), st.integers(0, 20)))
+    def revert(self, index: int, choice: int | None) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
+        revision = None if choice is None else sequence[choice % len(sequence)].revision
+        self.do(Revert(instance, revision))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
+    def remove_revision(self, index: int, choice: int) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
+        self.do(Remove(instance, sequence[choice % len(sequence)].revision))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), purge=st.booleans())
+    def remove(self, index: int, purge: bool) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        self.do(Remove(instance, purge=purge))
+
+    @rule(value=st.sampled_from(("2", "3", "1", "21", "two")))
+    def set_retain(self, value: str) -> None:
+        self.do(SetSystem("refresh.retain", value))
+
+    @precondition(lambda self: not self.state.parallel_instances)
+    @rule()
+    def enable_parallel_instances(self) -> None:
+        self.do(SetSystem("experimental.parallel-instances", "true"))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), marker=st.sampled_from(("m1", "m2", "m3")))
+    def run_app(self, index: int, marker: str) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        self.do(RunApp(instance, marker))
+
+    def teardown(self) -> None:
+        # Leave nothing of this example behind that a later one could trip over: what the
+        # model holds and what snapd was last seen holding (they differ after a divergence).
+        if not remove_installed(self.run):
+            self.session.broken = True
+
+
+class SnapdMachine(MachineBase):
+    """Local snaps: installs and refreshes of generated fixture files (`--dangerous`)."""
+
+    def snap(
+        self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]
+    ) -> model.SnapFile:
+        return model.SnapFile(self.name, version, epoch_yaml=epoch, hooks=hooks)
+
+    def moved_epoch(self, instance: str, move: str, fixed: str | None) -> str | None:
+        """The epoch text a refresh of ``instance`` uses, relative to its current epoch."""
+        found = self.installed(instance)
+        return moved_epoch(None if found is None else found.current_revision.epoch, move, fixed)
 
     # -- rules -----------------------------------------------------------------------------
     @initialize(
@@ -305,52 +443,3 @@ class SnapdMachine(RuleBasedStateMachine):
         assert instance is not None
         sequence = self.installed(instance).sequence  # type: ignore[union-attr]
         self.do(Refresh(instance, sequence[choice % len(sequence)].revision))
-
-    @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), choice=st.one_of(st.none(), st.integers(0, 20)))
-    def revert(self, index: int, choice: int | None) -> None:
-        instance = self.pick_instance(index, installed=True)
-        assert instance is not None
-        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
-        revision = None if choice is None else sequence[choice % len(sequence)].revision
-        self.do(Revert(instance, revision))
-
-    @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), choice=st.integers(0, 20))
-    def remove_revision(self, index: int, choice: int) -> None:
-        instance = self.pick_instance(index, installed=True)
-        assert instance is not None
-        sequence = self.installed(instance).sequence  # type: ignore[union-attr]
-        self.do(Remove(instance, sequence[choice % len(sequence)].revision))
-
-    @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), purge=st.booleans())
-    def remove(self, index: int, purge: bool) -> None:
-        instance = self.pick_instance(index, installed=True)
-        assert instance is not None
-        self.do(Remove(instance, purge=purge))
-
-    @rule(value=st.sampled_from(("2", "3", "1", "21", "two")))
-    def set_retain(self, value: str) -> None:
-        self.do(SetSystem("refresh.retain", value))
-
-    @precondition(lambda self: not self.state.parallel_instances)
-    @rule()
-    def enable_parallel_instances(self) -> None:
-        self.do(SetSystem("experimental.parallel-instances", "true"))
-
-    @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), marker=st.sampled_from(("m1", "m2", "m3")))
-    def run_app(self, index: int, marker: str) -> None:
-        instance = self.pick_instance(index, installed=True)
-        assert instance is not None
-        self.do(RunApp(instance, marker))
-
-    def teardown(self) -> None:
-        # Leave nothing of this example behind that a later one could trip over.
-        for name in self.instance_names():
-            if self.installed(name) is not None:
-                try:
-                    self.run.client.remove(name, purge=True)
-                except Exception:
-                    self.session.broken = True

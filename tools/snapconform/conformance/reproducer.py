@@ -9,12 +9,21 @@
 
 Fixture trees are packed with mksquashfs rather than `snap pack` because `snap pack` validates
 snap.yaml and would refuse the invalid epochs the bad-input scenarios need.
+
+A store history (one with store steps) also ships `store/` beside them: the served store's
+program with a copy of the model package it decides with (`program/`), and the catalog the run
+served after each publisher step (`catalogs/step-NNN/`, `step-000` the empty store: catalog.json,
+the .snap files and their signed assertions; never a key). The script (and the spread task's
+prepare) starts that server on 127.0.0.1:8190 inside the host with systemd-run, as the harness
+does, swaps the catalog at each publisher step, and prints what snapd asked it after each step.
+snapd must be a test-keys build pointed at it (SNAPPY_FORCE_API_URL), as the store tier's is.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +36,13 @@ from snapconform.conformance.operations import (
     fixture_spec,
     operation_from_json,
 )
-from snapconform.harness.fixtures import snap_file_name, snap_tree
+from snapconform.conformance.served import served_misbehave
+from snapconform.conformance.store_steps import StoreOperation, StoreWorld
+from snapconform.harness.fixtures import build_snap, snap_file_name, snap_tree
+from snapconform.harness.store_carrier import program_files
 from snapconform.model import snapd as model
+from snapconform.served_store.assertions import TestKeys
+from snapconform.served_store.catalog import CatalogWriter, snaps_of
 
 PACK = "mksquashfs {dir} {out} -noappend -comp xz -all-root -no-xattrs -no-fragments >/dev/null"
 
@@ -42,13 +56,17 @@ snapd_view() {
 import json, sys
 result, what = json.load(sys.stdin).get("result"), sys.argv[1]
 revs = result if isinstance(result, list) else []
+active = [s for s in revs if s["status"] == "active"]
 if what == "revisions":
     print(" ".join(s["revision"] for s in revs))
 elif what == "current":
-    print(" ".join(s["revision"] for s in revs if s["status"] == "active"))
+    print(" ".join(s["revision"] for s in active))
+elif what == "channel":
+    print(" ".join(s.get("tracking-channel", "") for s in active))
 else:
+    tracking = [s["tracking-channel"] for s in active if s.get("tracking-channel")]
     print(" ".join(s["revision"] + ":" + s["status"] + ":" + s["version"] for s in revs)
-          or "not installed")' "$2"
+          + "".join(" tracking " + t for t in tracking) or "not installed")' "$2"
 }
 entries() { ls -A "$1" 2>/dev/null | grep -v '[.]old$' | sort | xargs; }
 check() {
@@ -61,6 +79,84 @@ check() {
     fi
 }
 show() { for name in "$@"; do echo "# $name: $(snapd_view "$name" summary)"; done; }"""
+
+STORE_PORT = 8190  # where the store tier's snapd asks (images.store_tier.STORE_URL)
+STORE_UNIT = "snapconform-reproducer-store"
+STORE_RUN_DIR = "/run/snapconform-reproducer-store"  # the served catalog's symlink, request log
+DROP_IN = "/etc/systemd/system/snapd.service.d/snapconform-reproducer-store.conf"
+
+# The store's helpers: is snapd pointed at it, start and stop it, serve another catalog, and
+# what snapd asked it since the last call (POST /v2/snaps/refresh: context, actions, answers).
+# `$here` is the directory holding store/.
+STORE_HELPERS = f"""store_port={STORE_PORT}
+store_unit={STORE_UNIT}
+store_run_dir={STORE_RUN_DIR}
+store_check() {{
+    if ! systemctl show snapd.service -p Environment | grep -q \\
+            "SNAPPY_FORCE_API_URL=http://127.0.0.1:$store_port"; then
+        echo "snapd does not ask http://127.0.0.1:$store_port: it needs a snapd built with the"
+        echo "test keys and a drop-in for snapd.service with"
+        echo "  [Service]"
+        echo "  Environment=SNAPPY_FORCE_API_URL=http://127.0.0.1:$store_port SNAPPY_TESTING=1"
+        echo "(then systemctl daemon-reload; systemctl restart snapd)"
+        exit 2
+    fi
+}}
+store_start() {{
+    systemd-run --unit="$store_unit" --collect --quiet --property=Type=notify \\
+        --property=TimeoutStartSec=30 --setenv=PYTHONDONTWRITEBYTECODE=1 -- \\
+        python3 "$here/store/program/server_program.py" --port "$store_port" \\
+        --catalog "$store_run_dir/catalog" --log "$store_run_dir/requests.log" || {{
+        journalctl -u "$store_unit" -o cat -n 20 --no-pager
+        echo "cannot start the store"
+        exit 2
+    }}
+}}
+store_stop() {{
+    systemctl stop "$store_unit" >/dev/null 2>&1 || true
+    systemctl reset-failed "$store_unit" >/dev/null 2>&1 || true
+}}
+publish() {{
+    # $1: the catalog the run's store served from this step on
+    mkdir -p "$store_run_dir"
+    ln -sfn "$here/store/catalogs/$1" "$store_run_dir/catalog.next"
+    mv -T "$store_run_dir/catalog.next" "$store_run_dir/catalog"
+    echo "# the store serves store/catalogs/$1"
+}}
+store_seen=0
+store_requests() {{
+    local log="$store_run_dir/requests.log" size
+    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    [ "$size" -gt "$store_seen" ] || return 0
+    tail -c +$((store_seen + 1)) "$log" | head -c $((size - store_seen)) | python3 -c '
+import json, sys
+names = {{}}
+try:
+    with open(sys.argv[1]) as catalog:
+        snaps = json.load(catalog).get("snaps", {{}})
+    names = {{entry["snap-id"]: name for name, entry in snaps.items()}}
+except (OSError, ValueError, KeyError):
+    pass
+for line in sys.stdin:
+    entry = json.loads(line)
+    if entry.get("method") != "POST":
+        continue
+    body = entry.get("request") or {{}}
+    def named(item):
+        return item.get("name") or names.get(item.get("snap-id"), item.get("snap-id", "?"))
+    context = ["%s r%s %s epoch %s" % (named(c), c.get("revision"), c.get("tracking-channel"),
+               json.dumps(c.get("epoch"), separators=(",", ":"))) for c in body.get("context", [])]
+    actions = [" ".join([a.get("action", "?"), named(a)]
+               + ["%s=%s" % (k, a[k]) for k in ("channel", "revision") if a.get(k) is not None])
+               for a in body.get("actions", [])]
+    answers = [named(r) + " " + (("r%s from %s" % (r.get("revision"), r.get("effective-channel")))
+               if r.get("result") != "error" else "error " + str(r.get("error")))
+               for r in entry.get("results", [])]
+    print("#   store asked: context [%s] actions [%s] -> %s %s" % ("; ".join(context),
+          "; ".join(actions), entry.get("status"), "; ".join(answers)))
+' "$store_run_dir/catalog/catalog.json"
+    store_seen=$size
+}}"""
 
 FIELD = re.compile(r"^(?P<name>[^.\[]+)(?:\[(?P<rev>[^\]]+)\])?\.(?P<what>\w+)$")
 
@@ -75,6 +171,63 @@ def load_steps(history: dict[str, Any]) -> list[ReproStep]:
     return [
         ReproStep(operation_from_json(step["operation"]), step) for step in history.get("steps", [])
     ]
+
+
+def is_store(steps: list[ReproStep]) -> bool:
+    return any(isinstance(step.operation, StoreOperation) for step in steps)
+
+
+def catalog_name(position: int) -> str:
+    """The directory (under store/catalogs/) of the catalog served after step `position`."""
+    return f"step-{position:03d}"
+
+
+def store_worlds(steps: list[ReproStep]) -> dict[int, StoreWorld]:
+    """The run's store after each publisher step, by step position (1-based; 0: the empty
+    store every run starts from), replayed through the model as the run did."""
+    world = StoreWorld()
+    worlds = {0: world}
+    for position, step in enumerate(steps, start=1):
+        operation = step.operation
+        if isinstance(operation, StoreOperation) and operation.publishes:
+            world = operation.predict_store(model.new_state(), world)[1]
+            worlds[position] = world
+    return worlds
+
+
+def write_store(
+    steps: list[ReproStep], directory: Path, keys: TestKeys, cache_dir: Path | None = None
+) -> list[Path]:
+    """`directory`/store: the server program with the model package, and one signed catalog
+    per publisher step (the keys sign here and are written nowhere)."""
+    store = directory / "store"
+    if store.exists():
+        shutil.rmtree(store)
+    for relative, data in program_files().items():
+        path = store / "program" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    writer = CatalogWriter(keys)
+    catalogs = []
+    for position, world in store_worlds(steps).items():
+        snaps = snaps_of(
+            world.catalog, lambda snap: build_snap(fixture_spec(snap), cache_dir=cache_dir)
+        )
+        dest = store / "catalogs" / catalog_name(position)
+        catalogs.append(writer.write(dest, snaps, served_misbehave(world.misbehaviour)))
+    return catalogs
+
+
+def _publisher_lines(position: int, worlds: dict[int, StoreWorld], down: bool) -> list[str]:
+    """Serve the catalog of step `position`; stop or start the server when it goes down or
+    comes back (Misbehaviour.down)."""
+    lines = [f"publish {catalog_name(position)}"]
+    now_down = worlds[position].misbehaviour.down
+    if now_down and not down:
+        lines.append("store_stop  # the store is down from here on")
+    elif down and not now_down:
+        lines.append("store_start  # the store is back")
+    return lines
 
 
 def _fixtures(steps: list[ReproStep]) -> dict[model.SnapFile, str]:
@@ -155,6 +308,7 @@ def _state_checks(record: dict[str, Any]) -> list[str]:
             "common": f"entries /var/snap/{quoted}/common",
             "data_dirs": f"entries /var/snap/{quoted}",
             "data": f"entries /var/snap/{quoted}/{shlex.quote(rev or '')}",
+            "channel": f"snapd_view {quoted} channel",
         }.get(what)
         if observe and (what != "data" or rev):
             label = shlex.quote(mismatch["field"])
@@ -193,6 +347,8 @@ def _instances(steps: list[ReproStep]) -> list[str]:
 def shell_script(history: dict[str, Any], title: str = "snapconform reproducer") -> str:
     steps = load_steps(history)
     fixtures = _fixtures(steps)
+    store = is_store(steps)
+    worlds = store_worlds(steps) if store else {}
     host = history.get("host", {})
     recorded = f"{host.get('url', '?')} with {host.get('snapd', '?')}".replace("\n", " ")
     lines = [
@@ -202,23 +358,53 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
         "# Run as root on a machine with snapd (a throwaway VM or container): it installs and",
         "# removes the snaps named below. Needs mksquashfs (squashfs-tools), curl and python3.",
         "# Exits 1 when snapd still diverges from the model's expectation, 0 when it agrees.",
+    ]
+    if store:
+        lines += [
+            "# A store history: snapd must be built with the test keys and ask",
+            f"# http://127.0.0.1:{STORE_PORT} (as on nspawn://RELEASE?snapd=testkeys); the store",
+            "# (program, model, one catalog per publisher step) is in store/ beside this script",
+            "# and runs as a transient systemd unit while the script runs. Exits 2 when it cannot.",
+        ]
+    lines += [
         "set -u",
+        'here=$(cd "$(dirname "$0")" && pwd)',
         "work=$(mktemp -d)",
         'cd "$work"',
         SHELL_HELPERS,
         "",
     ]
+    if store:
+        lines += [
+            STORE_HELPERS,
+            "store_check",
+            '[ -d "$here/store/catalogs" ] || { echo "no store/ beside this script"; exit 2; }',
+            "store_stop",
+            'rm -rf "$store_run_dir"; trap \'store_stop; rm -rf "$store_run_dir"\' EXIT',
+            f"publish {catalog_name(0)}",
+            "store_start",
+            "",
+        ]
     for snap, directory in fixtures.items():
         lines.append(f"# fixture {snap.name} {snap.version} (epoch: {snap.epoch_yaml or '0'})")
         lines += _write_tree_commands(directory, snap)
         lines.append(PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap")))
         lines.append("")
     instances = _instances(steps)
-    for step, command in zip(steps, _commands(steps, fixtures, '"$work"/'), strict=True):
+    down = False
+    commands = _commands(steps, fixtures, '"$work"/')
+    for position, (step, command) in enumerate(zip(steps, commands, strict=True), start=1):
         lines.append(f"# step {step.record.get('step')}")
         lines += _outcome_comments(step.record)
         lines.append(f"echo + {shlex.quote(command)}")
+        if position in worlds:
+            lines += _publisher_lines(position, worlds, down)
+            down = worlds[position].misbehaviour.down
+            lines.append("")
+            continue
         lines.append(command)
+        if store:
+            lines.append("store_requests")
         lines += _state_checks(step.record)
         lines.append("show " + " ".join(shlex.quote(name) for name in instances))
         lines.append("")
@@ -230,10 +416,28 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
     return "\n".join(lines) + "\n"
 
 
+def expected_exit_zero(record: dict[str, Any]) -> bool:
+    """Whether the model expected the step's command to exit 0: on success, and for the
+    refusals the CLI prints and still exits 0 (`has no updates available`, ...). A record does
+    not carry the exit code; its comparison does: an `outcome` mismatch names the expected
+    exit, and without one a recorded refusal exited as expected."""
+    expected = record.get("expected", {})
+    if expected.get("ok"):
+        return True
+    for mismatch in record.get("mismatches", []):
+        if mismatch.get("field") == "outcome":
+            return str(mismatch.get("expected", "")).startswith("exit 0")
+    observed = record.get("observed", {}).get("exit_code")
+    return observed == 0 and expected.get("kind") is not None
+
+
 def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, str]]:
-    """task.yaml text and the fixture files beside it ({relative path: content})."""
+    """task.yaml text and the fixture files beside it ({relative path: content}); a store
+    history's task also needs store/ beside it (write_reproducers copies it there)."""
     steps = load_steps(history)
     fixtures = _fixtures(steps)
+    store = is_store(steps)
+    worlds = store_worlds(steps) if store else {}
     files: dict[str, str] = {}
     for snap, directory in fixtures.items():
         for relative, (content, _mode) in snap_tree(fixture_spec(snap)).items():
@@ -245,26 +449,68 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
             PACK.format(dir=shlex.quote(directory), out=shlex.quote(f"{directory}.snap"))
         )
     execute: list[str] = [SHELL_HELPERS]
-    for step, command in zip(steps, _commands(steps, fixtures, ""), strict=True):
+    restore: list[str] = []
+    if store:
+        prepare += [
+            "# the store: a snapd built with the test keys asks it at 127.0.0.1 (store/ holds",
+            "# its program, the model it decides with and one catalog per publisher step)",
+            "here=$PWD",
+            STORE_HELPERS,
+            f"mkdir -p {shlex.quote(str(Path(DROP_IN).parent))}",
+            f"printf '[Service]\\nEnvironment=SNAPPY_FORCE_API_URL=http://127.0.0.1:{STORE_PORT}"
+            f" SNAPPY_TESTING=1\\n' > {shlex.quote(DROP_IN)}",
+            "systemctl daemon-reload",
+            "systemctl restart snapd.service",
+            "store_stop",
+            f"publish {catalog_name(0)}",
+            "store_start",
+        ]
+        execute = ["here=$PWD", SHELL_HELPERS, STORE_HELPERS]
+        restore += [
+            f"systemctl stop {STORE_UNIT} || true",
+            f"rm -rf {STORE_RUN_DIR} {shlex.quote(DROP_IN)}",
+            "systemctl daemon-reload",
+            "systemctl restart snapd.service",
+        ]
+    down = False
+    commands = _commands(steps, fixtures, "")
+    for position, (step, command) in enumerate(zip(steps, commands, strict=True), start=1):
         expected = step.record.get("expected", {})
         execute += _outcome_comments(step.record)
+        if position in worlds:
+            execute += _publisher_lines(position, worlds, down)
+            down = worlds[position].misbehaviour.down
+            continue
+        message = "" if expected.get("ok") else " ".join(str(expected.get("error") or "").split())
         if expected.get("ok"):
             execute.append(command)
+        elif expected_exit_zero(step.record):
+            execute.append(f"{command} > err.out 2>&1")
         else:
-            message = " ".join(str(expected.get("error") or "").split())
             execute.append(f"not {command} > err.out 2>&1")
-            if message:
-                # MATCH takes a regular expression: match the message's first words literally.
-                words = " ".join(message.split()[:8])
-                escaped = "".join("\\" + c if c in r".[]()*+?{}|^$\\" else c for c in words)
-                execute.append(f"tr -s ' \\n' ' ' < err.out | MATCH {shlex.quote(escaped)}")
+        if message and expected.get("kind") != "store-refused":  # those are patterns
+            # MATCH takes a regular expression: match the message's first words literally.
+            words = " ".join(message.split()[:8])
+            escaped = "".join("\\" + c if c in r".[]()*+?{}|^$\\" else c for c in words)
+            execute.append(f"tr -s ' \\n' ' ' < err.out | MATCH {shlex.quote(escaped)}")
         execute += _state_checks(step.record)
     execute.append('exit "$status"')
-    restore = [f"snap remove --purge {shlex.quote(name)} || true" for name in _instances(steps)]
+    restore = [
+        *(f"snap remove --purge {shlex.quote(name)} || true" for name in _instances(steps)),
+        *restore,
+    ]
+    details = (
+        "Generated by snapconform from a recorded history: each step's expected "
+        "outcome comes from the reference model; a comment gives what snapd did."
+    )
+    if store:
+        details += (
+            " A store history: it needs snapd built with the test keys; prepare points snapd at"
+            " the store in store/ (served on 127.0.0.1) and restore puts snapd back."
+        )
     task = {
         "summary": summary,
-        "details": "Generated by snapconform from a recorded history: each step's expected "
-        "outcome comes from the reference model; a comment gives what snapd did.",
+        "details": details,
         "prepare": "\n".join(prepare) + "\n",
         "execute": "\n".join(execute) + "\n",
         "restore": "\n".join(restore) + "\n",
@@ -284,8 +530,27 @@ def _block_string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _block_string)
 
 
-def write_reproducers(history: dict[str, Any], directory: Path, summary: str) -> list[Path]:
-    """Write reproduce.sh and spread/<task>/task.yaml (+ fixtures) into directory."""
+class ReproducerError(ValueError):
+    """A reproducer cannot be written (one line saying why)."""
+
+
+def write_reproducers(
+    history: dict[str, Any],
+    directory: Path,
+    summary: str,
+    *,
+    keys: TestKeys | None = None,
+    cache_dir: Path | None = None,
+) -> list[Path]:
+    """Write reproduce.sh and spread/<task>/task.yaml (+ fixtures) into directory; for a store
+    history also store/ beside each (signed with `keys`: the test keys of the snapd build the
+    history ran on, which are used here and written nowhere)."""
+    steps = load_steps(history)
+    if is_store(steps) and keys is None:
+        raise ReproducerError(
+            "a store history's reproducer serves signed catalogs: give the test keys of the"
+            " snapd build it ran on (served.keys_dir_of(host))"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "reproduce.sh"
     script.write_text(shell_script(history, summary), encoding="utf-8")
@@ -298,4 +563,10 @@ def write_reproducers(history: dict[str, Any], directory: Path, summary: str) ->
         path = task_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
-    return [script, task_dir / "task.yaml"]
+    written = [script, task_dir / "task.yaml"]
+    if keys is not None and is_store(steps):
+        written += write_store(steps, directory, keys, cache_dir)
+        if (task_dir / "store").exists():
+            shutil.rmtree(task_dir / "store")
+        shutil.copytree(directory / "store", task_dir / "store")
+    return written

@@ -6,6 +6,12 @@ instead: delta debugging (drop chunks, then single steps), then simplifying each
 (drop hooks, drop the epoch), each candidate replayed under fresh snap names so runs stay
 independent. A candidate is kept when it still diverges the same way: the same fields and,
 for a refusal, the same texts (compare.detailed_signature).
+
+Store histories shrink the same way: snap names are renamed inside the publisher steps too
+(Release's file, CloseChannel, Unrelease, Misbehave, RefreshAll.watch), every release of one
+store revision is simplified together (a revision's file is fixed once released), a candidate
+the model refuses to build (e.g. a close of a channel whose release was dropped) does not
+diverge, and every replay leaves no snap installed (later store requests would carry it).
 """
 
 from __future__ import annotations
@@ -29,6 +35,17 @@ from snapconform.conformance.session import (
     HostSession,
     NameAllocator,
 )
+from snapconform.conformance.store_steps import (
+    CloseChannel,
+    Misbehave,
+    Misbehaviour,
+    Release,
+    StoreOperation,
+    Unrelease,
+)
+from snapconform.harness.shell import CommandTimeout
+from snapconform.hosts.base import HostError
+from snapconform.model import snapd as model
 
 
 @dataclass
@@ -39,14 +56,52 @@ class ShrinkResult:
     seconds: float
 
 
+def misbehaving_snaps(misbehaviour: Misbehaviour) -> list[str]:
+    """The snap names a misbehaviour is about."""
+    return [
+        *(name for name, _ in misbehaviour.offer_unreadable),
+        *(name for name, _, _ in misbehaviour.report_epoch),
+        *misbehaviour.wrong_sha3,
+        *(name for name, _, _ in misbehaviour.tampered),
+    ]
+
+
+def operation_snap_names(operation: Operation) -> list[str]:
+    """Every snap name a step names: its instances', its files' and a publisher step's."""
+    found = [instance.split("_", 1)[0] for instance in operation.instances]
+    found += [snap.name for snap in operation.snap_files()]
+    if isinstance(operation, CloseChannel | Unrelease):
+        found.append(operation.name)
+    if isinstance(operation, Misbehave):
+        found += misbehaving_snaps(operation.misbehaviour)
+    return found
+
+
 def snap_names(operations: Sequence[Operation]) -> list[str]:
     names: list[str] = []
     for operation in operations:
-        for instance in operation.instances:
-            name = instance.split("_", 1)[0]
+        for name in operation_snap_names(operation):
             if name not in names:
                 names.append(name)
     return names
+
+
+def is_store_history(operations: Sequence[Operation]) -> bool:
+    return any(isinstance(operation, StoreOperation) for operation in operations)
+
+
+def remove_installed(run: ConformanceRun) -> bool:
+    """Remove (purge) every instance of the run that the model holds or snapd was last seen
+    holding; False when the host failed on the way (the session then needs a reset)."""
+    names = {instance.name for instance in run.state.instances}
+    if run.last_observation is not None:
+        names |= {n for n, seen in run.last_observation.instances.items() if seen.installed}
+    for name in sorted(names):
+        try:
+            run.client.remove(name, purge=True)
+        except (HostError, CommandTimeout):
+            return False
+    return True
 
 
 def rename(operations: Sequence[Operation], mapping: dict[str, str]) -> list[Operation]:
@@ -106,6 +161,12 @@ class HistoryShrinker:
         except HostFaultVerdict as fault:
             self.log(f"  trial {self.trials}: host fault, treated as passing: {fault}")
             return None
+        except ValueError as refused:  # StoreError, ModelGap, CatalogError: not a history
+            self.log(f"  trial {self.trials}: not a valid history ({refused}), treated as passing")
+            return None
+        finally:
+            if is_store_history(renamed) and not remove_installed(run):
+                self.session.broken = True
         return None
 
     def shrink(self, operations: Sequence[Operation], target: frozenset[str]) -> ShrinkResult:
@@ -140,18 +201,18 @@ class HistoryShrinker:
                 chunks = min(len(current), chunks * 2)
 
         # Simplify fixture snaps: no hooks, then no epoch, where the divergence survives it.
-        for index, operation in enumerate(current):
-            if not isinstance(operation, InstallFile):
-                continue
-            for simpler in (
-                replace(operation.snap, hooks=()),
-                replace(operation.snap, epoch_yaml=None),
-            ):
-                if simpler == current[index].snap or self._out_of_budget():  # type: ignore[attr-defined]
-                    continue
-                candidate = list(current)
-                candidate[index] = replace(current[index], snap=simpler)  # type: ignore[arg-type]
-                if still_fails(candidate):
+        # A store revision's releases (promotions) change together: its file is fixed.
+        simplifications: tuple[Callable[[model.SnapFile], model.SnapFile], ...] = (
+            lambda snap: replace(snap, hooks=()),
+            lambda snap: replace(snap, epoch_yaml=None),
+        )
+        for index in range(len(current)):
+            for simplify in simplifications:
+                operation = current[index]
+                if not isinstance(operation, InstallFile | Release) or self._out_of_budget():
+                    break
+                candidate = _with_file(current, index, simplify(operation.snap))
+                if candidate != current and still_fails(candidate):
                     current = candidate
 
         # The history of the minimal sequence, replayed once more if the last trial was another.
@@ -165,6 +226,25 @@ class HistoryShrinker:
         )
 
 
+def _with_file(operations: list[Operation], index: int, simpler: model.SnapFile) -> list[Operation]:
+    """`operations` with step `index`'s file made `simpler` (for a release: every release of
+    that revision)."""
+    chosen = operations[index]
+    changed = list(operations)
+    if isinstance(chosen, InstallFile):
+        changed[index] = replace(chosen, snap=simpler)
+        return changed
+    assert isinstance(chosen, Release)
+    for position, operation in enumerate(operations):
+        if (
+            isinstance(operation, Release)
+            and operation.snap.name == chosen.snap.name
+            and operation.revision == chosen.revision
+        ):
+            changed[position] = replace(operation, snap=simpler)
+    return changed
+
+
 def diverging_prefix(history: dict[str, Any]) -> tuple[list[Operation], frozenset[str]]:
     """The operations up to the first diverging step, and that divergence's signature."""
     operations: list[Operation] = []
@@ -176,15 +256,36 @@ def diverging_prefix(history: dict[str, Any]) -> tuple[list[Operation], frozense
     raise ValueError("the history has no diverging step")
 
 
+STORE_STEP_NAMES = (
+    "CloseChannel",
+    "Misbehave",
+    "Misbehaviour",
+    "RefreshAll",
+    "Release",
+    "StoreInstall",
+    "StoreRefresh",
+    "Switch",
+    "Unrelease",
+)
+
+
 def python_program(operations: Sequence[Operation]) -> str:
-    """The minimal sequence as a program a developer can paste into a conformance test."""
+    """The minimal sequence as a program a developer can paste into a conformance test; a store
+    history runs on the store tier (the `store_run` fixture)."""
+    fixture = "store_run" if is_store_history(operations) else "conformance"
     lines = [
         "from snapconform.conformance.operations import "
         "InstallFile, Refresh, Remove, Revert, RunApp, SetSystem",
+    ]
+    if fixture == "store_run":
+        lines.append(
+            f"from snapconform.conformance.store_steps import {', '.join(STORE_STEP_NAMES)}"
+        )
+    lines += [
         "from snapconform.model.snapd import HookPlan, SnapFile",
         "",
-        "def test_minimal_divergence(conformance):",
-        "    conformance.run([",
+        f"def test_minimal_divergence({fixture}):",
+        f"    {fixture}.run([",
     ]
     lines += [f"        {operation!r}," for operation in operations]
     lines.append("    ])")
