@@ -110,9 +110,33 @@ def output_err(output: str, exit_status: int = 1) -> str:
     return trimmed
 
 
+# What snapd keeps of a hook's combined stdout and stderr: osutil/exec.go RunAndWait writes it
+# into strutil.NewLimitedBuffer(100, 10*1024) (the same in 2.57.6, 2.68.3 and 2.77).
+HOOK_OUTPUT_MAX_LINES = 100
+HOOK_OUTPUT_MAX_BYTES = 10 * 1024
+
+
+def hook_output_tail(
+    output: str, max_lines: int = HOOK_OUTPUT_MAX_LINES, max_bytes: int = HOOK_OUTPUT_MAX_BYTES
+) -> str:
+    """The tail of a hook's output that snapd keeps (strutil/limbuffer.go, strutil.go
+    TruncateOutput): the last `max_bytes` bytes, cut after the `max_lines`-th newline counted
+    from the end (a trailing newline counts: 100 newline-ended lines keep 99)."""
+    data = output.encode("utf-8", "surrogateescape")[-max_bytes:]
+    lines = max_lines
+    for index in range(len(data) - 1, -1, -1):
+        if data[index] == 0x0A:
+            lines -= 1
+            if lines == 0:
+                data = data[index + 1 :]
+                break
+    return data.decode("utf-8", "replace")
+
+
 def hook_error(hook: str, output: str) -> str:
-    """A failed hook task's error: overlord/hookstate/hookmgr.go runHook."""
-    return f"run hook {go_quote(hook)}: {output_err(output)}"
+    """A failed hook task's error: overlord/hookstate/hookmgr.go runHook, on the tail of the
+    output snapd kept."""
+    return f"run hook {go_quote(hook)}: {output_err(hook_output_tail(output))}"
 
 
 def change_error(summary: str, error: str) -> str:
