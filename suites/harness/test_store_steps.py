@@ -133,3 +133,36 @@ def test_a_misbehaviour_the_model_reasons_about_is_predicted_by_the_model():
     down = StoreWorld(misbehaviour=Misbehaviour(down=True))
     outcome = misbehaving_refusal(state, down, "sc-j_k1")
     assert outcome is not None and outcome.state == state and outcome.error.pattern
+
+
+# A `snap refresh NAME` while every answer is 500: the snap-declaration refresh fails first.
+OBSERVED_REFRESH_500 = (
+    'cannot refresh "sc-j": cannot refresh snap-declaration for "sc-j": assertion service '
+    'error: "misbehaving store: every request fails"'
+)
+
+
+def test_the_500_pattern_also_matches_a_refresh():
+    pattern = REFUSAL_PATTERNS["status"].replace("{name}", "sc-j")
+    assert re.fullmatch(pattern, OBSERVED_REFRESH_500, re.DOTALL)
+
+
+@pytest.mark.parametrize(
+    ("misbehaviour", "sent"),
+    [
+        (Misbehaviour(down=True), []),
+        (Misbehaviour(status=500), ["assertions"] * 6),
+        (Misbehaviour(tampered=(("sc-j", "snap-declaration", 2),)), ["assertions"]),
+        (Misbehaviour(tampered=(("sc-j", "snap-revision", 2),)), ["assertions", "refresh"]),
+        (Misbehaviour(wrong_sha3=("sc-j",)), ["assertions", "refresh"]),
+    ],
+)
+def test_a_refused_refresh_sends_what_snapd_sent_before_it_refused(misbehaviour, sent):
+    # What 2.57.6 sent (suites/conformance/test_store_misbehaving.py): no re-refresh follows.
+    catalog = model.StoreCatalog().release("sc-j", "stable", 1, model.SnapFile("sc-j", "1.0"))
+    state = model.store_install(model.new_state(), catalog, "sc-j").state
+    catalog = catalog.release("sc-j", "stable", 2, model.SnapFile("sc-j", "2.0"))
+    world = StoreWorld(catalog, misbehaviour)
+    outcome, _ = StoreRefresh("sc-j").predict_store(state, world)
+    assert outcome.state == state and outcome.error is not None and outcome.error.pattern
+    assert [request.purpose for request in outcome.store_requests] == sent

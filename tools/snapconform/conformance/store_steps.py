@@ -132,17 +132,50 @@ REFUSAL_PATTERNS = {
     "wrong_sha3": r".*\(sha3-384 mismatch for \"{name}\": got \S+ but expected \S+\).*",
     "tampered": r".*cannot accept some assertions:.*failed signature verification: "
     r"openpgp: invalid signature: hash tag doesn't match.*",
-    "status": r".*cannot query the store for updates: got unexpected HTTP status code 500 "
-    r"via POST to \"http://127\.0\.0\.1:\d+/v2/snaps/refresh\".*",
+    # an install's (or refresh's) store query; a refresh's snap-declaration refresh comes
+    # first and fails first (the served store's error text)
+    "status": r".*(cannot query the store for updates: got unexpected HTTP status code 500 "
+    r"via POST to \"http://127\.0\.0\.1:\d+/v2/snaps/refresh\"|cannot refresh snap-declarations?"
+    r" for .*assertion service error: \"misbehaving store: every request fails\").*",
     "down": r".*dial tcp 127\.0\.0\.1:\d+: connect: connection refused.*",
 }
 
 
+# snapd's store client tries each request this many times (store/store.go
+# defaultRetryStrategy, LimitCount(6) within 38 s; 6 attempts seen on 2.57.6).
+STORE_ATTEMPTS = 6
+
+
+def requests_until_refused(
+    kind: str, tampered: str | None, honest: tuple[model.StoreRequest, ...]
+) -> tuple[model.StoreRequest, ...]:
+    """Of the requests snapd would send an honest store (`honest`), those it sends before the
+    misbehaviour stops it (observed on 2.57.6): none when the store is down; the first one,
+    STORE_ATTEMPTS times, when every answer is 500; the first one (a refresh's snap-declaration
+    refresh, an install's query) when the snap-declaration is tampered; up to the first install
+    or refresh query when the download or its snap-revision is bad (no re-refresh follows)."""
+    if kind == "down" or not honest:
+        return ()
+    if kind == "status":
+        return (honest[0],) * STORE_ATTEMPTS
+    if kind == "tampered" and tampered == "snap-declaration":
+        return honest[:1]
+    for index, request in enumerate(honest):
+        if request.purpose != "assertions":
+            return honest[: index + 1]
+    return honest
+
+
 def misbehaving_refusal(
-    state: model.SnapdState, world: StoreWorld, name: str
+    state: model.SnapdState,
+    world: StoreWorld,
+    name: str,
+    honest: model.Outcome | None = None,
 ) -> model.Outcome | None:
     """The outcome for a user step while the store misbehaves in a way the model leaves to
-    snapd's defences: refused, nothing changed. None when the model predicts the step itself."""
+    snapd's defences: refused, nothing changed. None when the model predicts the step itself.
+    `honest`, the model's outcome had the store told the truth, gives the requests snapd sends
+    before it refuses (`requests_until_refused`)."""
     found = world.misbehaviour
     if found.model_can_predict:
         return None
@@ -162,7 +195,12 @@ def misbehaving_refusal(
         f"the store misbehaves ({kind.replace('_', ' ')}): snapd's defences must refuse the "
         "step and leave everything as it was"
     )
-    return unpredictable_refusal(state, pattern, why)
+    refusal = unpredictable_refusal(state, pattern, why)
+    if honest is None:
+        return refusal
+    tampered = next((what for snap, what, _ in found.tampered if snap == snap_name), None)
+    sent = requests_until_refused(kind, tampered, honest.store_requests)
+    return replace(refusal, store_requests=sent)
 
 
 def publisher_result(command: str) -> SnapCommandResult:
@@ -209,8 +247,9 @@ def _user_step(
     instance: str,
     act: Callable[[Responder | None], model.Outcome],
 ) -> tuple[model.Outcome, StoreWorld]:
-    refusal = misbehaving_refusal(state, world, instance)
-    return (refusal if refusal is not None else act(world.responder())), world
+    honest = act(world.responder())
+    refusal = misbehaving_refusal(state, world, instance, honest)
+    return (refusal if refusal is not None else honest), world
 
 
 # -- what publishers do --------------------------------------------------------------------------
@@ -385,12 +424,13 @@ class RefreshAll(StoreOperation):
     def predict_store(
         self, state: model.SnapdState, world: StoreWorld
     ) -> tuple[model.Outcome, StoreWorld]:
+        honest = model.refresh_all(state, world.catalog, store=world.responder())
         names = [inst.name for inst in state.instances if inst.from_store]
         for name in names:
-            refusal = misbehaving_refusal(state, world, name)
+            refusal = misbehaving_refusal(state, world, name, honest)
             if refusal is not None:
                 return refusal, world
-        return model.refresh_all(state, world.catalog, store=world.responder()), world
+        return honest, world
 
     def argv(self) -> list[str]:
         return ["snap", "refresh"]
