@@ -12,10 +12,19 @@ both hops). The next refresh has nothing to do. Every step is model-checked."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import pytest
 
-from snapconform.conformance.store_steps import RefreshAll, Release, StoreInstall, StoreRefresh
-from snapconform.model.snapd import HookPlan, SnapFile
+from snapconform.conformance.store_steps import (
+    RefreshAll,
+    Release,
+    StoreInstall,
+    StoreRefresh,
+    StoreWorld,
+)
+from snapconform.model import snapd as model
+from snapconform.model.snapd import HookPlan, SnapFile, StoreResult
 
 pytestmark = pytest.mark.conformance
 
@@ -60,3 +69,40 @@ def test_beta_user_refreshing_to_candidate_bounces_through_the_bridge(store_run,
     every = store_run.step(RefreshAll(watch=(name,)))
     assert "All snaps up to date." in every.observed_output
     assert store_run.last_observation.instance(name).current == "12"
+
+
+@dataclass(frozen=True)
+class RefreshAsTheSeedSays(StoreRefresh):
+    """`snap refresh NAME --channel=C`, predicted as #8 says: the refresh ends on the 1*
+    (snapd's re-refresh finds nothing to step on to), with a warning about the channel."""
+
+    def predict_store(
+        self, state: model.SnapdState, world: StoreWorld
+    ) -> tuple[model.Outcome, StoreWorld]:
+        def first_hop_only(request: model.StoreRequest) -> tuple[StoreResult, ...]:
+            if request.purpose == "re-refresh":
+                return tuple(
+                    StoreResult(action.instance, error="revision-not-found")
+                    for action in request.actions
+                )
+            return world.catalog.answer(request)
+
+        outcome = self.act(state, world.catalog, first_hop_only)
+        warning = f"Channel latest/candidate for {self.instance} is closed"
+        return replace(outcome, notices=(*outcome.notices, warning)), world
+
+
+def test_the_seeds_sentence_on_real_snapd(store_run, names):
+    """#8's sentence as the prediction: on real snapd the refresh goes on to candidate's tip
+    and prints no warning, the known divergence `seed000-8-one-refresh-takes-both-hops` (this
+    test is then reported as an expected failure naming it)."""
+    name = names.fresh()
+    store_run.run(
+        [
+            Release(SnapFile(name, "10"), "beta", 10),
+            StoreInstall(name, channel="beta"),
+            Release(SnapFile(name, "11", epoch_yaml="1*"), "candidate", 11),
+            Release(SnapFile(name, "12", epoch_yaml="1"), "candidate", 12),
+            RefreshAsTheSeedSays(name, channel="candidate"),
+        ]
+    )

@@ -63,6 +63,28 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
         ),
         until=(2, 77),
     ),
+    KnownDivergence(
+        key="seed000-8-one-refresh-takes-both-hops",
+        # what differs when the step is predicted as the sentence says (fixtures without hooks)
+        fields=r"NAME\.(sequence|current|data_dirs)|NAME\[\d+\]\.status|notice|store_requests",
+        document=(
+            'seed 000 #8: "If a user is on beta (with epoch: 0) and tries to do snap refresh '
+            "--candidate to something that has epoch: 1 and there is an epoch: 1* somewhere in "
+            "the channel history to bounce through, the refresh will end up on that revision "
+            "(with a warning about the candidate being closed), and then a later auto-refresh "
+            '(or a manual snap refresh) will get them to the wanted revision"'
+        ),
+        observed=(
+            "the one `snap refresh --candidate` steps through the 1* and goes on to candidate's "
+            "epoch-1 tip (check-rerefresh asks again after the epoch changed), tracking "
+            "latest/candidate, and prints no warning (candidate is open: the effective channel "
+            "is candidate at both hops); the next refresh has nothing to do. Seen on 2.57.6 "
+            "(suites/conformance/test_store_seed000_candidate_bridge.py); the re-refresh is in "
+            "snapd since 2.38 (the thread predates it: 'What isn't released is the stepping of "
+            "an upgrade through epochs in a single refresh')"
+        ),
+        since=(2, 38),
+    ),
 )
 
 
