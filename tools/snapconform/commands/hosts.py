@@ -1,11 +1,14 @@
 """`python -m snapconform hosts check URL`: start a host, ask snapd its version, stop it.
+`hosts create lxd://NAME [--release R]` makes a seeded LXD instance with its pristine snapshot
+(starting an LXD daemon when none runs, see snapconform.hosts.lxd_daemon); `hosts delete
+lxd://NAME` removes one it made (and, with the last, the daemon it started).
 
 For a store-tier host (one whose snapd uses a store we serve, e.g.
 ``nspawn://bookworm?snapd=testkeys``) it also checks that the running snapd is pointed at that
 store and trusts the test root (its binary holds the testrootorg key id).
 
-Exit codes: 0 the host works; 2 a bad URL or a host that cannot be made here (one line on
-stderr); 1 the host started but then failed (a host fault).
+Exit codes: 0 the host works (was made, was deleted); 2 a bad URL, bad input or a host that
+cannot be made here (one line on stderr); 1 the host started but then failed (a host fault).
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from snapconform.harness.shell import CommandTimeout, Shell
-from snapconform.hosts.base import Host, HostError, HostUnavailable, open_host
+from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable, open_host
+from snapconform.hosts.lxd import instance_name
+from snapconform.hosts.lxd_provision import (
+    BadRequest,
+    check_request,
+    create_instance,
+    delete_instance,
+)
 from snapconform.images.store_tier import TEST_ROOT_KEY_ID
 
 EXIT_HOST_FAULT = 1
@@ -41,6 +51,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument("--transcript", type=Path, help="append the shell transcript to this file")
     check.set_defaults(func=check_host)
+
+    create = actions.add_parser(
+        "create", help="make a seeded lxd://NAME instance (image, profile, snapshot, CPU pin)"
+    )
+    create.add_argument("url", help="lxd://NAME")
+    create.add_argument(
+        "--release", default="bookworm", help="Debian release of the image (default bookworm)"
+    )
+    create.add_argument("--cache-dir", type=Path, default=None, help="image cache directory")
+    create.set_defaults(func=create_host)
+    delete = actions.add_parser(
+        "delete", help="delete an lxd://NAME instance that `hosts create` made"
+    )
+    delete.add_argument("url", help="lxd://NAME")
+    delete.set_defaults(func=delete_host)
 
 
 def _fail(code: int, message: str) -> int:
@@ -102,3 +127,50 @@ def _check_store_tier(host: Host, shell: Shell, timeout: float) -> str | None:
     if wanted not in environment.output.strip().removeprefix("Environment=").split():
         return f"snapd.service lacks {wanted} (it has: {environment.output.strip()})"
     return None
+
+
+def _lxd_instance_of(url: str) -> str:
+    """The instance an lxd:// URL names (ValueError, one line, for anything else)."""
+    spec = HostSpec.parse(url)
+    if spec.scheme != "lxd":
+        raise ValueError(
+            f"{url!r}: only lxd:// hosts are created and deleted here "
+            "(nspawn:// hosts are made on demand, other hosts are yours)"
+        )
+    if spec.query:
+        raise ValueError(f"host URL {url!r}: lxd:// takes no query")
+    return instance_name(spec)
+
+
+def _say(line: str) -> None:
+    print(f"snapconform hosts: {line}", file=sys.stderr, flush=True)
+
+
+def create_host(args: argparse.Namespace) -> int:
+    try:
+        name = _lxd_instance_of(args.url)
+        check_request(name, args.release)
+        report = create_instance(name, args.release, _say, args.cache_dir)
+    except (ValueError, BadRequest, HostUnavailable) as exc:
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    except HostError as exc:
+        return _fail(EXIT_HOST_FAULT, f"{args.url}: could not be made: {exc}")
+    steps = ", ".join(f"{what} {took:.1f} s" for what, took in report.seconds.items())
+    print(f"lxd://{report.name}: created in {report.total:.1f} s ({steps})")
+    print(f"release: {report.release}")
+    print(f"image: {report.image}")
+    print(f"snapd: {report.snapd_version}")
+    print(f"cpu: {report.cpu}")
+    print(f"daemon: {report.daemon}")
+    return 0
+
+
+def delete_host(args: argparse.Namespace) -> int:
+    try:
+        name = _lxd_instance_of(args.url)
+        actions = delete_instance(name, lambda line: print(line))
+    except (ValueError, BadRequest, HostUnavailable) as exc:
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    except HostError as exc:
+        return _fail(EXIT_HOST_FAULT, f"{args.url}: could not be deleted: {exc}")
+    return 0 if actions else 1

@@ -1,24 +1,49 @@
 """``lxd://NAME``: an LXD instance where snapd runs, reached with the ``lxc`` client.
 
-The framed shell is ``lxc exec NAME -- bash`` (lxc gives it a terminal because pexpect's is one);
-files go in with ``lxc file push``. start() checks that ``lxc`` exists and the instance is
-running before the shared snapd check; reset is the shared "remove the suite's snaps".
+Measured on these machines (Debian bookworm's LXD 5.0.2, Debian's unmodified snapd 2.57.6, an
+unprivileged container): LXD needs a ``dir`` storage pool and no network. snapd in an LXD
+container mounts snaps with squashfuse, so the image carries ``squashfuse`` and ``fuse3`` and
+the instance a ``/dev/fuse`` its root can open: a ``unix-char`` device with mode 0666 (the
+host's node is often 0600, and then every install fails with "fuse: failed to open /dev/fuse:
+Permission denied"). The kernel's "cannot preserve mount namespace" failure hits such a
+container by CPU (0%, about half or all hook runs fail; ``limits.cpu`` at launch does not help):
+after every start, restart and restore this backend tries each CPU inside the container with
+``taskset -c N unshare --mount=FILE true`` and sets ``limits.cpu=N-N`` to one that passes
+(lxd_instance.pin); that CPU is ``pinned_cpu``. The image is built offline from the golden
+recipe's Debian tree (snapconform.images.lxd_image), and ``python -m snapconform hosts create
+lxd://NAME`` makes a seeded instance with a pristine snapshot (lxd_provision).
+
+The framed shell is ``lxc exec NAME -- bash``; files go in with ``lxc file push``. start()
+starts a stopped instance (and stops it again at stop()), pins it and checks snapd. reset() is a
+real one and never goes through snapd, which may be hung or frozen: the instance is killed and
+its ``sc-pristine`` snapshot restored (~1.5-3.5 s); an instance without one gets a forced
+restart, then the suite's ``sc-`` snaps are removed through the fresh snapd. stop() leaves no
+``sc-`` snap behind: the same restore, or, without a snapshot, their removal (after a forced
+restart if snapd does not answer), and puts back the instance's own ``limits.cpu``.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from snapconform.hosts import lxd_instance
 from snapconform.hosts.base import HostError, HostSpec, HostUnavailable
-from snapconform.hosts.local import BorrowedSnapdHost, last_line
+from snapconform.hosts.local import (
+    CHECK_TIMEOUT,
+    REMOVE_TIMEOUT,
+    BorrowedSnapdHost,
+    last_line,
+    suite_snap_names,
+)
 
 # LXD instance names: a hostname label (letters, digits, hyphens; not starting with a digit or
 # hyphen, not ending with a hyphen; at most 63 characters).
 INSTANCE_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+STOP_TIMEOUT = 30.0  # seconds `snap list` gets at stop(): a hung snapd is restored away instead
 
 
 def parse_lxc_status(lxc_info_output: str) -> str | None:
@@ -30,88 +55,203 @@ def parse_lxc_status(lxc_info_output: str) -> str | None:
     return None
 
 
+def instance_name(spec: HostSpec) -> str:
+    """The instance an lxd:// URL names (ValueError, one line, when it names none)."""
+    # urlsplit lower-cases the host part; LXD names keep their case, so read the raw URL.
+    name = urlsplit(spec.raw).netloc if spec.raw else spec.hostname
+    if not name:
+        raise ValueError(f"host URL {spec.raw!r}: lxd:// needs an instance name, e.g. lxd://c1")
+    if spec.path not in ("", "/"):
+        raise ValueError(f"host URL {spec.raw!r}: lxd:// takes no path ({spec.path!r})")
+    if not INSTANCE_NAME.fullmatch(name):
+        raise ValueError(
+            f"host URL {spec.raw!r}: {name!r} is not an LXD instance name "
+            "(letters, digits and hyphens, starting with a letter)"
+        )
+    return name
+
+
 class LxdHost(BorrowedSnapdHost):
-    """A borrowed host in an LXD container or VM on this machine's LXD."""
+    """An instance on this machine's LXD, pinned to a CPU, reset by its pristine snapshot."""
 
     def __init__(self, spec: HostSpec, **options: object) -> None:
-        # urlsplit lower-cases the host part; LXD names keep their case, so read the raw URL.
-        name = urlsplit(spec.raw).netloc if spec.raw else spec.hostname
-        if not name:
-            raise ValueError(f"host URL {spec.raw!r}: lxd:// needs an instance name, e.g. lxd://c1")
-        if spec.path not in ("", "/"):
-            raise ValueError(f"host URL {spec.raw!r}: lxd:// takes no path ({spec.path!r})")
-        if not INSTANCE_NAME.fullmatch(name):
-            raise ValueError(
-                f"host URL {spec.raw!r}: {name!r} is not an LXD instance name "
-                "(letters, digits and hyphens, starting with a letter)"
-            )
+        name = instance_name(spec)
         super().__init__(spec, **options)
         self.instance = name
         self.where = f"instance {name}"
+        self._cpu: int | None = None
+        self._started = False  # start() succeeded: stop() has something to put back
+        self._booted_by_us = False  # the instance was stopped and we started it
+        self._own_limits: str | None = None  # the instance's limits.cpu before we pinned it
+        self._instance: lxd_instance.InstanceFacts | None = None
+        self._boot: int | None = None  # the instance's init PID when we pinned it
+        self._found_snaps: set[str] = set()  # sc- snaps already there at start()
 
     def shell_argv(self) -> list[str]:
         return ["lxc", "exec", self.instance, "--", "bash", "--noprofile", "--norc", "-i"]
 
     def command_argv(self, script: str) -> list[str]:
         # lxc exec passes argv through unchanged: no remote shell parses it again.
-        return ["lxc", "exec", self.instance, "--", "bash", "--noprofile", "--norc", "-c", script]
+        return lxd_instance.exec_argv(self.instance, script)
 
-    def preflight(self) -> None:
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _facts(self) -> lxd_instance.InstanceFacts:
         if shutil.which("lxc") is None:
             raise HostUnavailable(
                 f"{self.url}: the lxc client is not installed here "
-                "(snap install lxd, or apt-get install lxd-client)"
+                "(snap install lxd, or apt-get install lxd-client; then "
+                f"python -m snapconform hosts create {self.url})"
             )
         try:
-            info = subprocess.run(
-                ["lxc", "info", self.instance],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=60,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise HostUnavailable(f"{self.url}: `lxc info {self.instance}` did not answer") from exc
-        if info.returncode != 0:
-            reason = last_line(info.stderr or info.stdout)
-            if "not found" in reason.lower():
-                raise HostUnavailable(
-                    f"{self.url}: LXD instance {self.instance!r} does not exist ({reason})"
-                )
-            raise HostUnavailable(f"{self.url}: `lxc info {self.instance}` failed: {reason}")
-        status = parse_lxc_status(info.stdout)
-        if status != "RUNNING":
+            facts = lxd_instance.instance_facts(self.instance)
+        except HostError as exc:
+            raise HostUnavailable(f"{self.url}: LXD does not answer: {exc}") from exc
+        if facts is None:
             raise HostUnavailable(
-                f"{self.url}: LXD instance {self.instance!r} is {status or 'in an unknown state'}, "
-                f"not running (lxc start {self.instance})"
+                f"{self.url}: LXD instance {self.instance!r} does not exist "
+                f"(make one with: python -m snapconform hosts create {self.url})"
             )
+        self._instance = facts
+        return facts
+
+    def preflight(self) -> None:
+        """The instance exists and runs (started if it was stopped), snapd has seeded, and it is
+        pinned to a CPU that keeps mount namespaces."""
+        facts = self._facts()
+        if facts.status == "STOPPED":
+            lxd_instance.start(self.instance)
+            self._booted_by_us = True
+        elif facts.running:
+            lxd_instance.wait_ready(self.instance)
+        else:
+            raise HostUnavailable(
+                f"{self.url}: LXD instance {self.instance!r} is {facts.status or 'in no state'}, "
+                f"neither running nor stopped"
+            )
+        if not self._started:
+            self._own_limits = facts.config.get(lxd_instance.LIMITS_CPU)
+        self._cpu = lxd_instance.pin(self.instance)
+        self._boot = self._facts().pid
+
+    def start(self) -> None:
+        super().start()  # preflight, then snapd's own check
+        if not self._started:
+            self._found_snaps = set(self.suite_snaps())
+        self._started = True
+
+    def suite_snaps(self, timeout: float = CHECK_TIMEOUT) -> list[str]:
+        """The suite's snaps (``sc-`` names) installed on the instance now."""
+        listing = self.run_script("snap list --unicode=never --color=never 2>&1", timeout)
+        if listing.returncode != 0 and "No snaps are installed" not in listing.stdout:
+            raise HostError(f"{self.url}: `snap list` failed: {last_line(listing.stdout)}")
+        return suite_snap_names(listing.stdout)
+
+    def remove_snaps(self, names: list[str]) -> None:
+        failures = []
+        for name in names:
+            # --purge: no automatic snapshot is kept of a snap the suite made up.
+            removed = self.run_script(
+                f"snap remove --purge {shlex.quote(name)} </dev/null 2>&1", timeout=REMOVE_TIMEOUT
+            )
+            if removed.returncode != 0:
+                failures.append(f"{name} ({last_line(removed.stdout)})")
+        if failures:
+            raise HostError(f"{self.url}: could not remove: " + "; ".join(failures))
+
+    def _has_snapshot(self) -> bool:
+        return lxd_instance.SNAPSHOT in self._facts().snapshots
+
+    def reset(self) -> None:
+        """Back to pristine without asking snapd: restore the snapshot, else a forced restart
+        (and then the suite's snaps removed through the fresh snapd)."""
+        self._cpu = None
+        if self._has_snapshot():
+            lxd_instance.restore_pristine(self.instance)
+            self.start()
+            return
+        lxd_instance.force_restart(self.instance)
+        self.start()
+        self.remove_snaps(self.suite_snaps())
+
+    def stop(self) -> None:
+        """Remove the ``sc-`` snaps installed since start() (all of them at once by restoring
+        the pristine snapshot when there were none before), and leave the instance as we found
+        it: running or stopped, with its own limits.cpu. Another session's snaps (a replay run
+        in a child process shares the instance) stay."""
+        if not self._started:
+            return
+        self._started = False
+        self._cpu = None
+        facts = lxd_instance.instance_facts(self.instance)
+        if facts is None:
+            return
+        has_snapshot = lxd_instance.SNAPSHOT in facts.snapshots
+        try:
+            installed = [n for n in self.suite_snaps(STOP_TIMEOUT) if n not in self._found_snaps]
+            if installed and not (has_snapshot and not self._found_snaps):
+                self.remove_snaps(installed)
+                installed = []
+        except HostError:  # snapd does not answer: only a new boot helps
+            installed = ["(unknown)"]
+        if installed and has_snapshot:
+            if facts.status != "STOPPED":
+                lxd_instance.lxc_ok("stop", "--force", self.instance)
+            lxd_instance.lxc_ok("restore", self.instance, lxd_instance.SNAPSHOT)
+            if not self._booted_by_us:
+                lxd_instance.start(self.instance)
+            return
+        if installed:
+            lxd_instance.force_restart(self.instance)
+            self.remove_snaps([n for n in self.suite_snaps() if n not in self._found_snaps])
+        after = lxd_instance.instance_facts(self.instance)
+        if after is not None and after.config.get(lxd_instance.LIMITS_CPU) != self._own_limits:
+            lxd_instance.set_limits_cpu(self.instance, self._own_limits)
+        if self._booted_by_us:
+            lxd_instance.lxc_ok("stop", self.instance)
+
+    def alive(self) -> bool:
+        """Running, and still the boot we pinned: a restore or restart by anyone else (another
+        session on the same instance) ended the shells and the pin of this one."""
+        try:
+            facts = lxd_instance.instance_facts(self.instance)
+        except HostError:
+            return False
+        return facts is not None and facts.running and facts.pid == self._boot
+
+    @property
+    def pinned_cpu(self) -> int | None:
+        return self._cpu
+
+    @property
+    def offline(self) -> bool:
+        # An instance made by `hosts create` runs the offline image (stand-ins, no network).
+        return self._instance is not None and self._instance.made_by_snapconform
 
     def put_file(self, local: Path, remote: str) -> None:
         if not remote.startswith("/"):
             raise ValueError(f"remote path {remote!r} is not absolute")
-        argv = ["lxc", "file", "push", "--create-dirs", str(local), f"{self.instance}{remote}"]
         try:
-            result = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=600,
-                check=False,
-            )
-        except FileNotFoundError as exc:
-            raise HostUnavailable(f"{self.url}: the lxc client is not installed here") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise HostError(f"{self.url}: `lxc file push` to {remote} did not finish") from exc
-        if result.returncode != 0:
-            raise HostError(f"{self.url}: cannot write {remote}: {last_line(result.stderr)}")
+            lxd_instance.push_file(self.instance, Path(local), remote)
+        except HostUnavailable as exc:
+            raise HostUnavailable(f"{self.url}: {exc}") from exc
+        except HostError as exc:
+            raise HostError(f"{self.url}: cannot write {remote}: {exc}") from exc
 
     def describe(self) -> dict[str, str]:
         facts = super().describe()
         facts["instance"] = self.instance
+        if self._instance is not None:
+            config = self._instance.config
+            if lxd_instance.MARK in config:
+                facts["release"] = config[lxd_instance.MARK]
+            if lxd_instance.IMAGE_KEY in config:
+                facts["image"] = config[lxd_instance.IMAGE_KEY]
+            has_snapshot = lxd_instance.SNAPSHOT in self._instance.snapshots
+            facts["reset"] = (
+                f"restore {lxd_instance.SNAPSHOT}" if has_snapshot else "forced restart"
+            )
+        if self._cpu is not None:
+            facts["cpu"] = str(self._cpu)
         return facts
 
 

@@ -1,0 +1,300 @@
+"""The LXD image: the golden recipe's Debian tree, packed as an LXD split image, built offline.
+
+The same tree as the nspawn hosts (mmdebstrap of BASE_PACKAGES, the nsswitch/resolv.conf
+tweak, masked timers and sshd, the offline stand-ins), plus ``squashfuse`` and ``fuse3``: in
+an LXD container snapd mounts snaps with squashfuse by itself. None of nspawn's cgroup, udev or
+re-bind units go in: an unprivileged LXD container needs none of them. The stand-ins are
+staged in ``/root/standins``; they are installed, and refreshes held, in the launched instance
+(``seed_script``), since an image is a tree, not a booted system.
+
+Packed as an LXD split image: ``metadata.tar.gz`` (metadata.yaml with architecture,
+creation_date and properties) and ``rootfs.tar.gz`` (the tree, --numeric-owner), imported with
+``lxc image import META ROOTFS --alias KEY``. Cached under ``CACHE/lxd-images/KEY`` (KEY names
+the release and a hash of this recipe), built under a ``.build-*`` name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import platform
+import shlex
+import shutil
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapconform.hosts.base import HostError
+from snapconform.images import cache, golden, mirror, standins
+from snapconform.images.releases import aptopts, check_release
+from snapconform.images.snappack import require_tools
+
+# Bump when anything below changes in a way the hashed texts do not show.
+LXD_IMAGE_RECIPE = "lxd-image-v1"
+PACKAGES = golden.BASE_PACKAGES + golden.USERNS_PACKAGES
+# The golden recipe's files and links an LXD container takes (not its nspawn units).
+TWEAK_FILES = ("etc/resolv.conf", "etc/hostname", "etc/hosts")
+STANDINS_DIR = "/root/standins"
+# File capabilities are kept (sid's snap-confine has them instead of the setuid bit).
+TAR_OPTIONS = ("--numeric-owner", "--xattrs", "--xattrs-include=security.capability")
+BUILD_TOOLS = {"mmdebstrap": "mmdebstrap", "mksquashfs": "squashfs-tools", "tar": "tar"}
+ALIAS_PREFIX = "snapconform-"
+
+# LXD's architecture names for what platform.machine() says.
+ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def tweak_files() -> dict[str, str]:
+    """Files written into the tree (relative path -> text): the golden recipe's, LXD's subset."""
+    golden_files = golden.tweak_files("privileged")
+    return {path: golden_files[path] for path in TWEAK_FILES}
+
+
+def tweak_links() -> dict[str, str]:
+    """Symlinks written into the tree: the golden recipe's masked timers and sshd units."""
+    masked = (*golden.MASKED_TIMERS, *golden.MASKED_SSH_UNITS)
+    return {f"etc/systemd/system/{unit}": "/dev/null" for unit in masked}
+
+
+@dataclass(frozen=True)
+class LxdImageRecipe:
+    release: str
+
+    def __post_init__(self) -> None:
+        check_release(self.release)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return PACKAGES
+
+    @property
+    def aptopts(self) -> tuple[str, ...]:
+        return aptopts(self.release)
+
+    @property
+    def key(self) -> str:
+        """The cache entry's name and the image's LXD alias: snapconform-RELEASE-DIGEST."""
+        recipe = {
+            "recipe": LXD_IMAGE_RECIPE,
+            "golden": golden.IMAGE_RECIPE,
+            "standins": standins.STANDINS_RECIPE,
+            "standin_version": standins.STANDIN_SNAPD_VERSION,
+            "core_yaml": standins.CORE_YAML,
+            "snapd_yaml": standins.SNAPD_YAML,
+            "release": self.release,
+            "packages": self.packages,
+            "aptopts": self.aptopts,
+            "files": tweak_files(),
+            "nsswitch": golden.nsswitch_hosts_files_only("hosts: files dns"),
+            "links": tweak_links(),
+            "architecture": lxd_architecture(),
+            "tar": TAR_OPTIONS,
+        }
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+        return f"{ALIAS_PREFIX}{self.release}-{digest[:12]}"
+
+
+@dataclass(frozen=True)
+class LxdImage:
+    entry: Path
+    recipe: LxdImageRecipe
+    snapd_version: str
+    build_seconds: float
+
+    @property
+    def alias(self) -> str:
+        return self.recipe.key
+
+    @property
+    def metadata(self) -> Path:
+        return self.entry / "metadata.tar.gz"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.entry / "rootfs.tar.gz"
+
+
+def lxd_architecture(machine: str | None = None) -> str:
+    found = machine or platform.machine()
+    try:
+        return ARCHITECTURES[found]
+    except KeyError:
+        raise HostError(f"no LXD architecture name known for this machine ({found})") from None
+
+
+def metadata_yaml(recipe: LxdImageRecipe, snapd_version: str, created: int) -> str:
+    """LXD's metadata.yaml for the image (no templates: the tree is used as it is)."""
+    description = f"snapconform {recipe.release} (snapd {snapd_version}, offline stand-ins)"
+    properties = {
+        "description": description,
+        "os": "debian",
+        "release": recipe.release,
+        "snapconform.key": recipe.key,
+    }
+    lines = [
+        f"architecture: {json.dumps(lxd_architecture())}",
+        f"creation_date: {int(created)}",
+        "properties:",
+        *(f"  {key}: {json.dumps(value)}" for key, value in properties.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def hold_command(snapd_version: str, now: datetime.datetime | None = None) -> str:
+    """The command that holds refreshes, as the golden recipe does: `snap refresh --hold` from
+    2.58, else refresh.hold at an RFC3339 time HOLD_DAYS ahead (2.57 refuses "forever")."""
+    if golden.snapd_at_least(snapd_version, 2, 58):
+        return "snap refresh --hold"
+    moment = now or datetime.datetime.now(datetime.UTC)
+    ends = moment + datetime.timedelta(days=golden.HOLD_DAYS)
+    return "snap set system refresh.hold=" + shlex.quote(ends.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def seed_script(snapd_version: str, now: datetime.datetime | None = None) -> str:
+    """What a launched instance runs once (snapd seeded): install the stand-ins, hold refreshes."""
+    return "\n".join(
+        [
+            "set -e",
+            "snap wait system seed.loaded",
+            f"snap install --dangerous {STANDINS_DIR}/snapd.snap",
+            f"snap install --dangerous {STANDINS_DIR}/core.snap",
+            hold_command(snapd_version, now),
+            f"rm -rf {STANDINS_DIR}",
+        ]
+    )
+
+
+def images_root(cache_dir: Path | None = None) -> Path:
+    return cache.cache_root(cache_dir) / "lxd-images"
+
+
+def _load(entry: Path, recipe: LxdImageRecipe) -> LxdImage | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    image = LxdImage(entry, recipe, meta["snapd_version"], float(meta.get("build_seconds", 0)))
+    if not (image.metadata.is_file() and image.rootfs.is_file()):
+        return None
+    return image
+
+
+def ensure_image(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> LxdImage:
+    """The cached image files for ``recipe``, built first when there are none."""
+    root = images_root(cache_dir)
+    entry = root / recipe.key
+    image = _load(entry, recipe)
+    if image is not None:
+        return image
+    require_tools(BUILD_TOOLS)
+    with cache.locked(cache.lock_path(root, recipe.key)):
+        image = _load(entry, recipe)
+        if image is not None:
+            return image
+        cache.remove_stale_builds(root, recipe.key)
+        build_dir = cache.build_dir_for(root, recipe.key)
+        try:
+            _build(recipe, build_dir)
+            cache.put_in_place(build_dir, entry)
+        finally:
+            if build_dir.exists():
+                shutil.rmtree(build_dir, ignore_errors=True)
+    image = _load(entry, recipe)
+    if image is None:
+        raise HostError(f"LXD image {entry} was built but cannot be read back")
+    return image
+
+
+def _mmdebstrap(recipe: LxdImageRecipe, rootfs: Path, log: Path) -> None:
+    archive = mirror.debian_mirror()
+    cache.progress(f"[1/3] mmdebstrap {recipe.release} from {archive}")
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--include=" + ",".join(recipe.packages),
+        *(f"--aptopt={opt}" for opt in recipe.aptopts),
+        recipe.release,
+        str(rootfs),
+        archive,
+    ]
+    with open(log, "w") as out:
+        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise HostError(f"mmdebstrap {recipe.release} failed (exit {result.returncode}):\n{tail}")
+
+
+def apply_tweaks(rootfs: Path) -> None:
+    nsswitch = rootfs / "etc/nsswitch.conf"
+    nsswitch.write_text(golden.nsswitch_hosts_files_only(nsswitch.read_text()))
+    for relative, text in tweak_files().items():
+        path = rootfs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            path.unlink()
+        path.write_text(text)
+    for relative, target in tweak_links().items():
+        path = rootfs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        path.symlink_to(target)
+
+
+def pack_rootfs(rootfs: Path, out: Path) -> None:
+    """The tree as LXD's rootfs tarball: its top is the tree's /, owners by number."""
+    partial = out.with_name(f".{out.name}.partial")
+    argv = ["tar", *TAR_OPTIONS, "-C", str(rootfs), "-czf", str(partial), "."]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise HostError(f"packing {rootfs} failed: {(result.stderr or '').strip()[-300:]}")
+    partial.replace(out)
+
+
+def pack_metadata(text: str, directory: Path) -> Path:
+    """``directory``/metadata.tar.gz holding ``text`` as metadata.yaml (root-owned, 0644)."""
+    out = directory / "metadata.tar.gz"
+    partial = directory / ".metadata.tar.gz.partial"
+    data = text.encode()
+    member = tarfile.TarInfo("metadata.yaml")
+    member.size, member.mode, member.mtime = len(data), 0o644, int(time.time())
+    with tarfile.open(partial, "w:gz") as archive:
+        archive.addfile(member, io.BytesIO(data))
+    partial.replace(out)
+    return out
+
+
+def _build(recipe: LxdImageRecipe, build_dir: Path) -> None:
+    started = time.monotonic()
+    build_dir.mkdir(parents=True)
+    rootfs = build_dir / "rootfs"
+    cache.progress(f"building the {recipe.release} LXD image in {build_dir} (~1 min)")
+    _mmdebstrap(recipe, rootfs, build_dir / "mmdebstrap.log")
+    cache.progress("[2/3] writing config tweaks and building the core/snapd stand-ins")
+    apply_tweaks(rootfs)
+    snaps = standins.build_standins(rootfs, build_dir / "standins")
+    staging = rootfs / STANDINS_DIR.lstrip("/")
+    staging.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(snaps.snapd, staging / "snapd.snap")
+    shutil.copyfile(snaps.core, staging / "core.snap")
+    snapd_version = golden.snapd_version_of(rootfs)
+    cache.progress("[3/3] packing metadata.yaml and the rootfs tarball")
+    pack_metadata(metadata_yaml(recipe, snapd_version, int(time.time())), build_dir)
+    pack_rootfs(rootfs, build_dir / "rootfs.tar.gz")
+    cache.remove_tree(rootfs)
+    shutil.rmtree(build_dir / "standins", ignore_errors=True)
+    meta = {
+        "key": recipe.key,
+        "release": recipe.release,
+        "packages": list(recipe.packages),
+        "snapd_version": snapd_version,
+        "built_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    (build_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    cache.progress(f"LXD image {recipe.key} ready in {meta['build_seconds']} s")
