@@ -214,7 +214,7 @@ def recorded_machine(
         record_property(key, summary[key])
     if failed():
         for path in recorder.finish(log):
-            log(f"\n==> {path}\n{path.read_text()}")
+            log(f"\n==> {path}\n{path.read_text()}" if path.is_file() else f"\n==> {path}/")
     log(f"\n{recorder.steps} steps checked against the model; labels: {recorder.labels}")
 
 
@@ -236,11 +236,15 @@ class MachineBase(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.run = ConformanceRun(self.session)
+        self.run = self.new_run()
         self.name = self.names.fresh()
         self.parallel_name = f"{self.name}_{INSTANCE_KEY}"
         self.used_revisions: dict[str, set[str]] = {}  # per instance: ever in the sequence
         self.gone_revisions: dict[str, set[str]] = {}  # per instance: left it since
+
+    def new_run(self) -> ConformanceRun:
+        """The run this example's steps go through (one per example)."""
+        return ConformanceRun(self.session)
 
     # -- helpers ---------------------------------------------------------------------------
     @property

@@ -123,40 +123,84 @@ publish() {{
     mv -T "$store_run_dir/catalog.next" "$store_run_dir/catalog"
     echo "# the store serves store/catalogs/$1"
 }}
-store_seen=0
 store_requests() {{
-    local log="$store_run_dir/requests.log" size
-    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
-    [ "$size" -gt "$store_seen" ] || return 0
-    tail -c +$((store_seen + 1)) "$log" | head -c $((size - store_seen)) | python3 -c '
-import json, sys
-names = {{}}
+    # what snapd asked the store since the last call: printed, and its POSTs to
+    # /v2/snaps/refresh described as the model's predictions are in $store_run_dir/step-requests
+    python3 "$here/store/requests.py" "$store_run_dir"
+}}"""
+
+# store/requests.py: reads the server's request log from where it stopped last time.
+REQUESTS_PROGRAM = '''"""What snapd asked the reproducer's store since the last call.
+
+    python3 requests.py RUN_DIR
+
+RUN_DIR holds the server's requests.log and catalog/ (catalog.json names each snap-id); this
+prints one line per POST, writes RUN_DIR/step-requests (the POSTs to /v2/snaps/refresh in the
+model's terms, joined by " | ") and remembers how far it read in RUN_DIR/seen.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+run_dir = Path(sys.argv[1])
+seen_file, log = run_dir / "seen", run_dir / "requests.log"
+seen = int(seen_file.read_text()) if seen_file.exists() else 0
+data = log.read_bytes() if log.exists() else b""
+whole = data[seen : data.rfind(b"\\n") + 1] if len(data) > seen else b""
 try:
-    with open(sys.argv[1]) as catalog:
-        snaps = json.load(catalog).get("snaps", {{}})
-    names = {{entry["snap-id"]: name for name, entry in snaps.items()}}
+    snaps = json.loads((run_dir / "catalog" / "catalog.json").read_text()).get("snaps", {})
+    names = {entry["snap-id"]: name for name, entry in snaps.items()}
 except (OSError, ValueError, KeyError):
-    pass
-for line in sys.stdin:
+    names = {}
+
+
+def named(item):
+    return str(item.get("name") or names.get(item.get("snap-id"), item.get("snap-id", "?")))
+
+
+def numbers(epoch, key):
+    return ",".join(str(n) for n in (epoch or {}).get(key) or [])
+
+
+described = []
+for line in whole.decode("utf-8", "replace").splitlines():
     entry = json.loads(line)
     if entry.get("method") != "POST":
         continue
-    body = entry.get("request") or {{}}
-    def named(item):
-        return item.get("name") or names.get(item.get("snap-id"), item.get("snap-id", "?"))
-    context = ["%s r%s %s epoch %s" % (named(c), c.get("revision"), c.get("tracking-channel"),
-               json.dumps(c.get("epoch"), separators=(",", ":"))) for c in body.get("context", [])]
-    actions = [" ".join([a.get("action", "?"), named(a)]
-               + ["%s=%s" % (k, a[k]) for k in ("channel", "revision") if a.get(k) is not None])
-               for a in body.get("actions", [])]
-    answers = [named(r) + " " + (("r%s from %s" % (r.get("revision"), r.get("effective-channel")))
-               if r.get("result") != "error" else "error " + str(r.get("error")))
-               for r in entry.get("results", [])]
-    print("#   store asked: context [%s] actions [%s] -> %s %s" % ("; ".join(context),
-          "; ".join(actions), entry.get("status"), "; ".join(answers)))
-' "$store_run_dir/catalog/catalog.json"
-    store_seen=$size
-}}"""
+    body = entry.get("request") or {}
+    actions = body.get("actions") or []
+    answers = [
+        named(r) + " " + (
+            "r%s from %s" % (r.get("revision"), r.get("effective-channel"))
+            if r.get("result") != "error"
+            else "error " + str((r.get("error") or {}).get("code"))
+        )
+        for r in entry.get("results") or []
+    ]
+    if any(a.get("action") == "fetch-assertions" for a in actions):
+        described.append("assertions")
+    else:
+        purpose = "install" if any(a.get("action") == "install" for a in actions) else "refresh"
+        context = sorted(
+            "%s r%s %s epoch %s/%s" % (named(c), c.get("revision"), c.get("tracking-channel"),
+                                        numbers(c.get("epoch"), "read"),
+                                        numbers(c.get("epoch"), "write"))
+            for c in body.get("context") or []
+        )
+        acts = sorted(
+            " ".join([str(a.get("action")), named(a)]
+                     + ["%s=%s" % (k, a[k]) for k in ("channel", "revision")
+                        if a.get(k) is not None])
+            for a in actions
+        )
+        described.append(
+            "%s: context [%s] actions [%s]" % (purpose, "; ".join(context), "; ".join(acts))
+        )
+    print("#   store: %s -> %s %s" % (described[-1], entry.get("status"), "; ".join(answers)))
+(run_dir / "step-requests").write_text(" | ".join(described))
+seen_file.write_text(str(seen + len(whole)))
+'''
 
 FIELD = re.compile(r"^(?P<name>[^.\[]+)(?:\[(?P<rev>[^\]]+)\])?\.(?P<what>\w+)$")
 
@@ -207,6 +251,7 @@ def write_store(
         path = store / "program" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+    (store / "requests.py").write_text(REQUESTS_PROGRAM, encoding="utf-8")
     writer = CatalogWriter(keys)
     catalogs = []
     for position, world in store_worlds(steps).items():
@@ -296,6 +341,10 @@ def _state_checks(record: dict[str, Any]) -> list[str]:
     a shell can observe; the others stay as the DIVERGENCE comments above the step."""
     lines: list[str] = []
     for mismatch in record.get("mismatches", []):
+        if mismatch["field"] == "store_requests":
+            expected = shlex.quote(" | ".join(map(str, mismatch["expected"] or [])))
+            lines.append(f'check store_requests {expected} "$(cat "$store_run_dir/step-requests")"')
+            continue
         match = FIELD.match(mismatch["field"])
         if not match:
             continue
@@ -488,6 +537,8 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
             execute.append(f"{command} > err.out 2>&1")
         else:
             execute.append(f"not {command} > err.out 2>&1")
+        if store:
+            execute.append("store_requests")
         if message and expected.get("kind") != "store-refused":  # those are patterns
             # MATCH takes a regular expression: match the message's first words literally.
             words = " ".join(message.split()[:8])
@@ -565,7 +616,8 @@ def write_reproducers(
         path.write_text(content, encoding="utf-8")
     written = [script, task_dir / "task.yaml"]
     if keys is not None and is_store(steps):
-        written += write_store(steps, directory, keys, cache_dir)
+        write_store(steps, directory, keys, cache_dir)
+        written.append(directory / "store")
         if (task_dir / "store").exists():
             shutil.rmtree(task_dir / "store")
         shutil.copytree(directory / "store", task_dir / "store")
