@@ -127,6 +127,15 @@ class StoreMachine(MachineBase):
         released = self.released()
         return file_epoch(self.file_of(released[-1])) if released else Epoch()
 
+    def readable_by_users(self, revision: int) -> bool:
+        """Whether every installed instance's data can be read by store revision `revision`."""
+        epoch = file_epoch(self.file_of(revision))
+        return all(
+            epoch.can_read(found.current_revision.epoch)
+            for found in (self.installed(name) for name in self.instance_names())
+            if found is not None
+        )
+
     def tracked_risk(self) -> str:
         """The risk the first installed instance tracks (stable when none is installed)."""
         for name in self.instance_names():
@@ -302,9 +311,12 @@ class StoreMachine(MachineBase):
     )
     def misbehave(self, lie: str, choice: int, epoch: str) -> None:
         """A store answer the model says a store never gives, which the model still predicts
-        snapd's answer to: any revision offered, or a revision's epoch misreported."""
+        snapd's answer to: any revision offered, or a revision's epoch misreported. Revisions
+        an installed instance cannot read come first (snapd must refuse those)."""
         released = self.released()
-        revision = released[choice % len(released)]
+        unreadable = [number for number in released if not self.readable_by_users(number)]
+        pool = unreadable if unreadable and choice % 2 == 0 else released
+        revision = pool[(choice // 2) % len(pool)]
         if lie == "offer_unreadable":
             misbehaviour = Misbehaviour(offer_unreadable=((self.name, revision),))
         else:
