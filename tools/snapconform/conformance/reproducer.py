@@ -40,8 +40,9 @@ from snapconform.conformance.served import served_misbehave
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap, snap_file_name, snap_tree
 from snapconform.harness.store_carrier import program_files
+from snapconform.images.snapd_build import testkeys_dir
 from snapconform.model import snapd as model
-from snapconform.served_store.assertions import TestKeys
+from snapconform.served_store.assertions import TestKeys, TestKeysError
 from snapconform.served_store.catalog import CatalogWriter, snaps_of
 
 PACK = "mksquashfs {dir} {out} -noappend -comp xz -all-root -no-xattrs -no-fragments >/dev/null"
@@ -585,6 +586,23 @@ class ReproducerError(ValueError):
     """A reproducer cannot be written (one line saying why)."""
 
 
+def cached_test_keys(history: dict[str, Any]) -> TestKeys:
+    """The test keys of the cached test-keys snapd build of the release the history ran on
+    (they sign the catalogs a store history's reproducer serves)."""
+    release = str(history.get("host", {}).get("release") or "")
+    found = testkeys_dir(release) if release else None
+    if found is None:
+        raise ReproducerError(
+            "a store history's reproducer serves catalogs signed with the test keys of its"
+            f" snapd build, and no test-keys build of {release or 'its release'!r} is cached"
+            " here (running on nspawn://RELEASE?snapd=testkeys builds one)"
+        )
+    try:
+        return TestKeys.load(found)
+    except TestKeysError as exc:
+        raise ReproducerError(f"cannot sign the reproducer's catalogs: {exc}") from None
+
+
 def write_reproducers(
     history: dict[str, Any],
     directory: Path,
@@ -595,13 +613,10 @@ def write_reproducers(
 ) -> list[Path]:
     """Write reproduce.sh and spread/<task>/task.yaml (+ fixtures) into directory; for a store
     history also store/ beside each (signed with `keys`: the test keys of the snapd build the
-    history ran on, which are used here and written nowhere)."""
+    history ran on, by default the cached build's; used here and written nowhere)."""
     steps = load_steps(history)
     if is_store(steps) and keys is None:
-        raise ReproducerError(
-            "a store history's reproducer serves signed catalogs: give the test keys of the"
-            " snapd build it ran on (served.keys_dir_of(host))"
-        )
+        keys = cached_test_keys(history)
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "reproduce.sh"
     script.write_text(shell_script(history, summary), encoding="utf-8")
