@@ -85,6 +85,38 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
         ),
         since=(2, 38),
     ),
+    KnownDivergence(
+        key="seed000-4-auto-refresh-retries",
+        # an auto-refresh predicted as the sentence says (nothing attempted) differs in the
+        # hooks of the failed revision that snapd runs again
+        fields=r"hooks",
+        shows=r".*'post-refresh'.*",
+        document=(
+            'seed 000 #4: "I expect a failure in that hook will actually mark the new snap '
+            "revision as bad for that system and the upgrade won't be attempted again "
+            "automatically until you release a new rev (although I think they can manually "
+            'refresh it)"'
+        ),
+        observed=(
+            "2.57 remembers nothing of a refresh undone by a failing post-refresh: the next "
+            "auto-refresh tries the same revision again (its post-refresh runs and fails, the "
+            "change is undone), as do `snap refresh` and `snap refresh NAME` (those are manual, "
+            "as the sentence allows). Seen on 2.57.6: the manual ones in "
+            "suites/conformance/test_store_seed000_failed_refresh.py, the auto-refresh once by "
+            "hand (refresh.hold unset, refresh.timer=0:00-24:00/1440, snapd restarted: an "
+            "auto-refresh change came 20 min later, kind auto-refresh, status Error, R2's "
+            "post-refresh failed again). It cannot be provoked in a test's time offline: "
+            "devicestate canAutoRefresh needs a serial (requested from api.snapcraft.io, not "
+            "the store URL, and signed by the model's brand) or 3 become-operational attempts, "
+            "counted in memory from snapd's start with 5- then 10-min backoffs on the 5-min "
+            "ensure ticks (15-20 min), and an unsynced NTP clock waits 10 min. From 2.67 "
+            "(autorefresh.go, backoff commit dc01a39243) a failed auto-refresh is recorded and "
+            "later auto-refreshes skip that revision for 8 h and more, which is the sentence; "
+            "not run (the store tier is bookworm's only here: the mirror lacks the source "
+            "packages of trixie's and sid's snapd)"
+        ),
+        until=(2, 67),
+    ),
 )
 
 

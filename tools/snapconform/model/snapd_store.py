@@ -62,8 +62,11 @@ Facts (canonical/snapd; "2.57" = tag 2.57.6, "2.68" = 2.68.3, "2.77" = 2.77):
   (RefreshFailures); later auto-refreshes skip that revision while the backoff delay (8 h after
   one failure, up to 2 weeks) lasts, and any refresh to another revision clears the record
   (autorefresh.go checkSnapRefreshFailures). Manual refreshes, with or without names, are never
-  skipped. The model has no clock: it assumes every later step falls inside the delay. FROM
-  SOURCE, TO BE CONFIRMED BY A RUN.
+  skipped. The model has no clock: it assumes every later step falls inside the delay.
+  Confirmed on 2.57.6: `snap refresh` and `snap refresh NAME` retry the revision
+  (suites/conformance/test_store_seed000_failed_refresh.py), and so does an auto-refresh,
+  provoked once by hand (known divergence seed000-4-auto-refresh-retries); the 2.67+ backoff
+  is from source only.
 - CLI (cmd/snap/cmd_snap_op.go, error.go): the closed-channel notice follows an install or
   refresh of each snap shown whose tracking channel and current revision's channel differ in
   risk; `snap refresh NAME` with nothing new prints `snap "N" has no updates available` and
