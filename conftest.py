@@ -49,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"HYPOTHESIS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)}"
         )
     settings.load_profile(profile)
+    with_snapd_build(config, "nspawn://")  # bad --snapd-deb/--snapd-source input: one line, now
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +67,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Debian release for the nspawn host (bookworm: snapd 2.57, trixie 2.68, sid 2.77)",
     )
     group.addoption(
+        "--snapd-deb",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="run this snapd build: a snapd .deb (repeat for snap-confine and the other .debs "
+        "snapd's source builds, or name a directory of them), installed into the image and held",
+    )
+    group.addoption(
+        "--snapd-source",
+        default=None,
+        metavar="DIR",
+        help="build this Debian-packaged snapd source tree first, then run it (cached by the "
+        "tree's content)",
+    )
+    group.addoption(
         "--artifacts",
         default=os.environ.get("SNAPCONFORM_ARTIFACTS", "artifacts"),
         help="directory for transcripts, histories, journals and reproducers (default ./artifacts)",
@@ -77,9 +93,21 @@ def host_url(config: pytest.Config) -> str:
     release = config.getoption("--snapd-release")
     if url and release:
         raise pytest.UsageError("give --host or --snapd-release, not both")
-    if release:
-        return f"nspawn://{release}"
-    return url or os.environ.get("SNAPCONFORM_HOST") or DEFAULT_HOST
+    url = f"nspawn://{release}" if release else url or os.environ.get("SNAPCONFORM_HOST")
+    return with_snapd_build(config, url or DEFAULT_HOST)
+
+
+def with_snapd_build(config: pytest.Config, url: str) -> str:
+    """The URL with --snapd-deb/--snapd-source as its query (snapconform.images.snapd_override)."""
+    debs, source = config.getoption("--snapd-deb"), config.getoption("--snapd-source")
+    if not debs and not source:
+        return url
+    from snapconform.images.snapd_override import BadSnapdInput, with_snapd_query
+
+    try:
+        return with_snapd_query(url, debs, source)
+    except BadSnapdInput as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

@@ -96,8 +96,13 @@ def parse_query(url: str, query: str) -> dict[str, str]:
     return found
 
 
+# A QUERY_OPTIONS entry whose value is free text (a path, say) rather than one of a list.
+ANY_VALUE: tuple[str, ...] = ("<any>",)
+
+
 def check_query(spec: HostSpec, options: dict[str, tuple[str, ...]]) -> None:
-    """Refuse query keys and values ``options`` (key -> allowed values) does not list."""
+    """Refuse query keys and values ``options`` (key -> allowed values, or ANY_VALUE) does not
+    list."""
     url = spec.raw or f"{spec.scheme}://"
     for key, value in spec.query.items():
         if key not in options:
@@ -106,7 +111,7 @@ def check_query(spec: HostSpec, options: dict[str, tuple[str, ...]]) -> None:
                 f"host URL {url!r}: unknown query key {key!r} for {spec.scheme}://; "
                 f"allowed: {allowed}"
             )
-        if value not in options[key]:
+        if options[key] != ANY_VALUE and value not in options[key]:
             raise ValueError(
                 f"host URL {url!r}: {key}={value!r} is not allowed; "
                 f"allowed values of {key}: {', '.join(options[key])}"

@@ -3,6 +3,8 @@
 ``nspawn://RELEASE`` runs the archive's snapd binary, unchanged; ``nspawn://RELEASE?snapd=testkeys``
 (the store tier) runs the release's own snapd source package built with the test keys, pointed at
 the store the harness serves inside the container (see snapconform.images.store_tier).
+``?snapd-deb=PATH[,PATH...]`` or ``?snapd-source=DIR`` runs any snapd build instead, on either
+tier (see snapconform.images.snapd_override).
 
 Every boot gets a private mount namespace holding a tmpfs, an overlayfs over the cached golden
 tree (see snapconform.images.golden) and a tmpfs on /run/systemd; the container runs there with
@@ -25,11 +27,11 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable
+from snapconform.hosts.base import ANY_VALUE, Host, HostError, HostSpec, HostUnavailable
 from snapconform.hosts.cleanup import sweep
 from snapconform.hosts.nspawn_container import CommandOutput, NspawnContainer, first_boot
 from snapconform.hosts.nspawn_records import STATE_ROOT, process_start_time, same_process
-from snapconform.images import golden, releases, snapd_build, store_tier
+from snapconform.images import golden, releases, snapd_build, snapd_override, store_tier
 from snapconform.images.snappack import missing_tools
 
 # executable -> Debian package, for the controller
@@ -116,7 +118,11 @@ class NspawnHost(Host):
     """Debian RELEASE's snapd in a systemd-nspawn container (``nspawn://bookworm``); with
     ``?snapd=testkeys`` the store tier (its test-keys build, pointed at the served store)."""
 
-    QUERY_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"snapd": store_tier.SNAPD_CHOICES}
+    QUERY_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "snapd": store_tier.SNAPD_CHOICES,
+        snapd_override.QUERY_DEB: ANY_VALUE,
+        snapd_override.QUERY_SOURCE: ANY_VALUE,
+    }
 
     def __init__(
         self,
@@ -135,9 +141,12 @@ class NspawnHost(Host):
             )
         self.mode = mode or releases.DEFAULT_MODES[self.release]
         self.snapd_flavour = spec.query.get("snapd", "archive")
+        # Any snapd build named in the query (checked when the image is made).
+        self.snapd_request = snapd_override.request_from_query(spec.query)
+        self.snapd_facts: dict[str, str] = {}
         # The store tier's recipe is known once its snapd build is (at start).
         self.recipe: golden.ImageRecipe | None = None
-        if self.snapd_flavour == "archive":
+        if self.snapd_flavour == "archive" and self.snapd_request is None:
             self.recipe = golden.ImageRecipe(self.release, self.mode)
         elif mode is not None and mode not in releases.MODES:
             golden.ImageRecipe(self.release, mode)  # the same error for a bad mode
@@ -192,7 +201,22 @@ class NspawnHost(Host):
 
     def _ensure_image(self) -> golden.GoldenImage:
         """The golden image (the store tier's: after its snapd build), built when missing."""
-        if self.snapd_flavour == store_tier.FLAVOUR:
+        store = self.snapd_flavour == store_tier.FLAVOUR
+        if self.snapd_request is not None:
+            try:
+                resolved = snapd_override.resolve(
+                    self.snapd_request,
+                    self.release,
+                    self.mode,
+                    store=store,
+                    cache_dir=self.cache_dir,
+                )
+            except snapd_override.BadSnapdInput as exc:
+                raise HostUnavailable(f"{self.url}: {exc}") from None
+            self.recipe, self.snapd_facts = resolved.recipe, resolved.facts
+            if resolved.build is not None:
+                self.snapd_build = resolved.build
+        elif store:
             self.snapd_build = snapd_build.ensure_testkeys_build(self.release, self.cache_dir)
             self.recipe = store_tier.store_recipe(self.release, self.mode, self.snapd_build)
         assert self.recipe is not None
@@ -265,6 +289,12 @@ class NspawnHost(Host):
         """The container's PID 1 as the controller sees it (None when stopped)."""
         return self.container.pid1 if self.container is not None else None
 
+    def _unresolved_build(self) -> str:
+        """What describe() says of the snapd build before start() has resolved it."""
+        if self.snapd_request is None:
+            return self.snapd_flavour
+        return "source" if self.snapd_request.source is not None else "deb"
+
     def describe(self) -> dict[str, str]:
         facts = {
             "url": self.url,
@@ -274,8 +304,9 @@ class NspawnHost(Host):
             # "testkeys" alone until start() has resolved the build's source version
             "snapd_build": self.recipe.snapd_build
             if self.recipe is not None
-            else self.snapd_flavour,
+            else self._unresolved_build(),
         }
+        facts.update(self.snapd_facts)
         if self.image is not None:
             facts["snapd"] = self.image.snapd_version
             facts["image"] = self.image.recipe.key

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from snapconform.hosts.base import HostError
+from snapconform.hosts.base import HostError, HostUnavailable
 from snapconform.images import cache, mirror, standins
 from snapconform.images.chroot import run_in_tree
+from snapconform.images.debs import dpkg_refusal
 from snapconform.images.releases import DEFAULT_MODES, MODES, RELEASES, aptopts, check_release
 
 __all__ = ["DEFAULT_MODES", "MODES", "RELEASES", "FirstBoot", "GoldenImage", "ImageRecipe"]
@@ -448,7 +449,14 @@ def install_snapd_override(rootfs: Path, override: SnapdOverride, log: Path) -> 
             "rm -rf /root/snapconform-debs",
         ]
     )
-    run_in_tree(rootfs, script, log, label=f"installing {override.label}", timeout=600)
+    try:
+        run_in_tree(rootfs, script, log, label=f"installing {override.label}", timeout=600)
+    except HostError:
+        # A build this release cannot take (its dependencies) cannot be made here: one line.
+        refusal = dpkg_refusal(log.read_text(errors="replace")) if log.is_file() else None
+        if refusal is None:
+            raise
+        raise HostUnavailable(f"snapd {override.label} cannot be installed: {refusal}") from None
     for relative, text in override.files:
         path = rootfs / relative
         path.parent.mkdir(parents=True, exist_ok=True)
