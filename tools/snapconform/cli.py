@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each module exposes `register(subparsers) -> None`; its parser sets `func(args) -> int`.
-COMMAND_MODULES = ("table", "bench", "replay", "hosts")
+COMMAND_MODULES = ("table", "bench", "replay", "hosts", "matrix")
 
 
 def build_parser() -> argparse.ArgumentParser:
