@@ -10,16 +10,21 @@ container by CPU (0%, about half or all hook runs fail; ``limits.cpu`` at launch
 after every start, restart and restore this backend tries each CPU inside the container with
 ``taskset -c N unshare --mount=FILE true`` and sets ``limits.cpu=N-N`` to one that passes
 (lxd_instance.pin); that CPU is ``pinned_cpu``. The image is built offline from the golden
-recipe's Debian tree (snapconform.images.lxd_image), and ``python -m snapconform hosts create
+recipe's Debian tree, packed as metadata.yaml and a rootfs tarball and imported with ``lxc
+image import`` (snapconform.images.lxd_image); ``python -m snapconform hosts create
 lxd://NAME`` makes a seeded instance with a pristine snapshot (lxd_provision).
 
 The framed shell is ``lxc exec NAME -- bash``; files go in with ``lxc file push``. start()
 starts a stopped instance (and stops it again at stop()), pins it and checks snapd. reset() is a
 real one and never goes through snapd, which may be hung or frozen: the instance is killed and
 its ``sc-pristine`` snapshot restored (~1.5-3.5 s); an instance without one gets a forced
-restart, then the suite's ``sc-`` snaps are removed through the fresh snapd. stop() leaves no
-``sc-`` snap behind: the same restore, or, without a snapshot, their removal (after a forced
-restart if snapd does not answer), and puts back the instance's own ``limits.cpu``.
+restart, then the suite's ``sc-`` snaps are removed through the fresh snapd. stop() removes
+the ``sc-`` snaps this host installed: all at once by the same restore when there were none at
+start, else one by one through snapd (a second session on the instance, such as a replay in a
+child process, leaves the first one's snaps, shell and boot alone), by a new boot when snapd
+does not answer; an instance of the user's own gets its ``limits.cpu`` back. alive() is false
+once the instance was restored or restarted under this host (by another session): its shells
+and its pin went with that boot.
 """
 
 from __future__ import annotations
@@ -203,9 +208,11 @@ class LxdHost(BorrowedSnapdHost):
         if installed:
             lxd_instance.force_restart(self.instance)
             self.remove_snaps([n for n in self.suite_snaps() if n not in self._found_snaps])
+        # The user's own instance (no snapshot to say what is pristine) gets its limits back.
         after = lxd_instance.instance_facts(self.instance)
-        if after is not None and after.config.get(lxd_instance.LIMITS_CPU) != self._own_limits:
-            lxd_instance.set_limits_cpu(self.instance, self._own_limits)
+        own = self._own_limits
+        if not has_snapshot and after and after.config.get(lxd_instance.LIMITS_CPU) != own:
+            lxd_instance.set_limits_cpu(self.instance, own)
         if self._booted_by_us:
             lxd_instance.lxc_ok("stop", self.instance)
 
