@@ -207,7 +207,8 @@ def remove_shared_if_unused() -> list[str]:
     if ours:
         return []
     actions = []
-    if lxc("profile", "show", PROFILE, timeout=30).returncode == 0:
+    profile = lxc("query", f"/1.0/profiles/{PROFILE}", timeout=30)
+    if profile.returncode == 0 and not (json.loads(profile.stdout or "{}").get("used_by")):
         lxc_ok("profile", "delete", PROFILE)
         actions.append(f"deleted the {PROFILE} profile")
     for image in _query("/1.0/images?recursion=1") or []:
