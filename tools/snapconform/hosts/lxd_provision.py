@@ -130,9 +130,23 @@ def create_instance(
         seconds[what] = round(now - clock, 2)
         clock = now
 
+    ours_before = lxd_daemon.read_record()
     record = lxd_daemon.ensure_daemon(say)
     daemon = f"started PID {record.pid}" if record is not None else "running"
     lap("daemon")
+    try:
+        report = _create(name, release, say, cache_dir, lap)
+    except BaseException:
+        if record is not None and (ours_before is None or not ours_before.alive()):
+            lxd_daemon.stop_daemon_if_ours(say)  # started for this instance only
+        raise
+    return CreateReport(name, release, *report, daemon, seconds)
+
+
+def _create(
+    name: str, release: str, say: Say, cache_dir: Path | None, lap: Callable[[str], None]
+) -> tuple[str, str, int]:
+    """Image, profile, instance, seed, snapshot, pin: (image alias, snapd version, CPU)."""
     if lxd_instance.instance_facts(name) is not None:
         raise BadRequest(f"LXD instance {name!r} exists already (hosts delete lxd://{name})")
     image = lxd_image.ensure_image(lxd_image.LxdImageRecipe(release), cache_dir)
@@ -175,7 +189,7 @@ def create_instance(
         if made:
             lxc("delete", "--force", name)
         raise
-    return CreateReport(name, release, image.alias, image.snapd_version, cpu, daemon, seconds)
+    return image.alias, image.snapd_version, cpu
 
 
 def delete_instance(name: str, say: Say) -> list[str]:
