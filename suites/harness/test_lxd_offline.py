@@ -227,6 +227,8 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
 ) -> None:
     """A stand-in daemon (a process of ours) is stopped by its PID, what it left in its state
     directory goes, the directory's mode is put back, and the record is removed."""
+    real = lxd_daemon.RECORD
+    real_before = real.read_bytes() if real.exists() else None
     monkeypatch.setattr(lxd_daemon, "RECORD", tmp_path / "lxd-daemon.json")
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
@@ -254,6 +256,7 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
     assert not record.alive() and said == actions
     assert list(state.iterdir()) == [] and state.stat().st_mode & 0o777 == 0o755
     assert not lxd_daemon.RECORD.exists()
+    assert (real.read_bytes() if real.exists() else None) == real_before  # a real daemon's
 
 
 def test_a_reused_pid_is_not_ours() -> None:

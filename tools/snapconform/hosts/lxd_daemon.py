@@ -76,14 +76,15 @@ class DaemonRecord:
         return same_process(self.pid, self.start_time)
 
 
-def read_record(path: Path = RECORD) -> DaemonRecord | None:
+def read_record(path: Path | None = None) -> DaemonRecord | None:
     try:
-        return DaemonRecord(**json.loads(path.read_text()))
+        return DaemonRecord(**json.loads((path or RECORD).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def write_record(record: DaemonRecord, path: Path = RECORD) -> None:
+def write_record(record: DaemonRecord, path: Path | None = None) -> None:
+    path = path or RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(asdict(record), indent=2) + "\n")
@@ -265,6 +266,9 @@ def stop_daemon(record: DaemonRecord, say: Say) -> list[str]:
         if record.state_dir_mode is not None:
             state_dir.chmod(record.state_dir_mode)
         actions.append(f"emptied {state_dir} (it was empty before the daemon started)")
+    for log in (Path(record.logfile), Path(record.logfile).with_suffix(".out")):
+        if log.parent == STATE_ROOT:  # ours, not a user's
+            log.unlink(missing_ok=True)
     RECORD.unlink(missing_ok=True)
     for action in actions:
         say(action)
