@@ -138,6 +138,22 @@ def test_tampered_assertion(setup, keys):
     assert server.request("GET", path).body == good
 
 
+def test_tampered_assertions_make_the_bulk_fetch_fall_back(setup):
+    """While assertions are tampered the bulk fetch gets 400: snapd then GETs each assertion
+    and meets the tampered copy, as the misbehaving scenarios expect."""
+    server, misbehave, _tmp = setup
+    bulk = {
+        "action": "fetch-assertions",
+        "key": "g1",
+        "assertions": [{"type": "snap-declaration", "primary-key": ["16", SNAP_ID]}],
+    }
+    assert server.actions([bulk]).status == 200
+    misbehave(Misbehave(tampered=[Tamper(NAME, "snap-declaration", "snap-name", "tampered")]))
+    assert server.actions([bulk]).status == 400
+    misbehave(None)
+    assert server.actions([bulk]).status == 200
+
+
 def test_status_500_to_everything(setup):
     server, misbehave, _tmp = setup
     misbehave(Misbehave(status=500))

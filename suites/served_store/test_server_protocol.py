@@ -289,13 +289,47 @@ def test_unknown_revision_is_revision_not_found(served):
     assert result["error"]["code"] == "revision-not-found"
 
 
-def test_fetch_assertions_gets_4xx_so_snapd_falls_back(served):
-    action = {
-        "action": "fetch-assertions",
+def _fetch(key: str, *assertions: dict) -> dict:
+    return {"action": "fetch-assertions", "key": key, "assertions": list(assertions)}
+
+
+def test_fetch_assertions_up_to_date_gets_no_results(served, keys):
+    """snapd's bulk refresh of snap-declarations (before `snap refresh`): everything at the
+    revision snapd has means no results, which snapd reads as up to date (one POST, no GETs)."""
+    declaration = {"type": "snap-declaration", "primary-key": ["16", SNAP_ID], "if-newer-than": 0}
+    account_key = {"type": "account-key", "primary-key": [keys.store.key_id], "if-newer-than": 0}
+    response = served.actions([_fetch("g1", declaration, account_key)])
+    assert response.status == 200, response.body
+    assert response.json() == {"results": []}
+    answered = served.log_lines()[-1]["results"][0]["answered"]
+    assert answered == [
+        f"snap-declaration/16/{SNAP_ID}: up to date at 0",
+        f"account-key/{keys.store.key_id}: up to date at 0",
+    ]
+
+
+def test_fetch_assertions_gives_stream_urls_and_not_found_errors(served):
+    declaration = {"type": "snap-declaration", "primary-key": ["16", SNAP_ID]}  # no revision
+    missing = {"type": "snap-declaration", "primary-key": ["16", "nope"], "if-newer-than": 0}
+    response = served.actions([_fetch("g1", declaration), _fetch("g2", missing)])
+    assert response.status == 200, response.body
+    first, second = response.json()["results"]
+    path = f"/v2/assertions/snap-declaration/16/{SNAP_ID}"
+    assert first == {
+        "result": "fetch-assertions",
         "key": "g1",
-        "assertions": [{"type": "snap-declaration", "primary-key": ["16", SNAP_ID]}],
+        "assertion-stream-urls": [served.base_url + path],
     }
-    response = served.actions([action])
+    assert served.request("GET", path).body.startswith(b"type: snap-declaration\n")
+    assert second["key"] == "g2" and second["assertion-stream-urls"] == []
+    (error,) = second["error-list"]
+    assert error["code"] == "not-found"
+    assert (error["type"], error["primary-key"]) == ("snap-declaration", ["16", "nope"])
+
+
+def test_fetch_assertions_beside_snap_actions_gets_4xx_so_snapd_falls_back(served):
+    action = _fetch("g1", {"type": "snap-declaration", "primary-key": ["16", SNAP_ID]})
+    response = served.actions([action, install_action(NAME, "stable")])
     assert 400 <= response.status < 500
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["error-list"][0]["code"]

@@ -13,8 +13,12 @@ Every request becomes one JSON line in FILE (ASCII, written before the reply is 
 time, method, path, the request body for a POST, the status, and what was answered.
 
 Endpoints (snapd's store protocol, reference/store.md):
-- POST /v2/snaps/refresh: install, download and refresh actions; a request holding a
-  `fetch-assertions` action gets 400, which makes snapd fetch assertions one by one instead;
+- POST /v2/snaps/refresh: install, download and refresh actions; `fetch-assertions` (snapd's
+  bulk refresh of snap-declarations before `snap refresh`): per group the stream URLs of what
+  the catalog holds at a newer revision than snapd's, not-found errors for what it lacks, and
+  no results at all when snapd is up to date (one POST instead of a 400 and a GET per
+  assertion); while assertions are tampered it answers 400, so snapd GETs each one and meets
+  the tampered copy as it always did;
 - GET /v2/assertions/TYPE/KEY...: the file, or 404 with snapd's problem+json error list;
 - GET /download/FILE: the blob (Range `bytes=N-` resumes with 206).
 
@@ -685,6 +689,82 @@ class ActionContext:
         )
 
 
+ASSERTION_REVISION = re.compile(rb"^revision: ([0-9]+)$", re.MULTILINE)
+
+
+def assertion_revision(data: bytes) -> int:
+    """An assertion's `revision` header (0 when absent), read from its headers."""
+    headers = data.split(b"\n\n", 1)[0]
+    match = ASSERTION_REVISION.search(headers)
+    return int(match.group(1)) if match else 0
+
+
+def fetch_assertions(
+    catalog: Catalog, actions: list[Any], base_url: str, log: dict[str, Any]
+) -> Reply:
+    """snapd's bulk assertion refresh (store_action.go, assertstate/bulk.go): one action per
+    group (`key`), each asking for assertions by type and primary key, `if-newer-than` the
+    revision snapd has. A group gets the URLs of GET /v2/assertions/... for what is newer (or
+    asked without a revision), not-found errors for what the catalog lacks, and no result when
+    snapd is up to date; no results at all reads to snapd as all up to date. Anything else in
+    the request (snap actions, sequence keys) gets 400: snapd then fetches one by one."""
+    if catalog.misbehave.tampered_assertions:
+        return problem(400, "bad-request", "assertions are tampered: GET each", log)
+    results: list[dict[str, Any]] = []
+    logged: list[dict[str, Any]] = []
+    for action in actions:
+        if not isinstance(action, dict) or action.get("action") != "fetch-assertions":
+            return problem(400, "bad-request", "fetch-assertions only with its own kind", log)
+        key = action.get("key")
+        wanted = action.get("assertions") or []
+        if not isinstance(key, str) or not isinstance(wanted, list):
+            return problem(400, "bad-request", "fetch-assertions needs a key and a list", log)
+        urls: list[str] = []
+        errors: list[dict[str, Any]] = []
+        answered: list[str] = []
+        for item in wanted:
+            kind = item.get("type") if isinstance(item, dict) else None
+            primary = item.get("primary-key") if isinstance(item, dict) else None
+            newer_than = item.get("if-newer-than") if isinstance(item, dict) else None
+            if (
+                not isinstance(kind, str)
+                or not isinstance(primary, list)
+                or not all(isinstance(part, str) for part in [kind, *primary])
+                or not all(SEGMENT.fullmatch(part) for part in [kind, *primary])
+                or (newer_than is not None and not isinstance(newer_than, int))
+            ):
+                return problem(400, "bad-request", f"cannot serve assertion {item!r}", log)
+            name = "/".join([kind, *primary])
+            try:
+                data = (catalog.root / "assertions" / name).read_bytes()
+            except OSError:
+                errors.append(
+                    {
+                        "code": "not-found",
+                        "message": f"{kind} assertion not found: {name}",
+                        "type": kind,
+                        "primary-key": primary,
+                    }
+                )
+                answered.append(f"{name}: not found")
+                continue
+            revision = assertion_revision(data)
+            if newer_than is not None and revision <= newer_than:
+                answered.append(f"{name}: up to date at {revision}")
+                continue
+            urls.append(f"{base_url}/v2/assertions/{name}")
+            answered.append(f"{name}: revision {revision}")
+        logged.append({"key": key, "answered": answered})
+        if urls or errors:
+            result: dict[str, Any] = {"result": "fetch-assertions", "key": key}
+            result["assertion-stream-urls"] = urls
+            if errors:
+                result["error-list"] = errors
+            results.append(result)
+    log["results"] = logged
+    return json_reply(200, {"results": results}, log)
+
+
 def snap_action(catalog: Catalog, request: Any, architecture: str, base_url: str) -> Reply:
     log: dict[str, Any] = {"request": request}
     if not isinstance(request, dict):
@@ -694,8 +774,7 @@ def snap_action(catalog: Catalog, request: Any, architecture: str, base_url: str
     if not isinstance(actions, list) or not isinstance(context_list, list):
         return problem(400, "bad-request", "actions and context must be lists", log)
     if any(isinstance(a, dict) and a.get("action") == "fetch-assertions" for a in actions):
-        # snapd falls back to one GET per assertion on a 4xx (assertstate/bulk.go).
-        return problem(400, "bad-request", "fetch-assertions is not served: GET each", log)
+        return fetch_assertions(catalog, actions, base_url, log)
     context = {
         c["instance-key"]: c for c in context_list if isinstance(c, dict) and "instance-key" in c
     }
