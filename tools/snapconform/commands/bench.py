@@ -195,6 +195,8 @@ class _Bench:
             path: {row: [] for row in rows} for path in ("harness", "raw")
         }
         self.phases: dict[str, list[dict[str, float]]] = {row: [] for row in PHASED}
+        # per path, each store refresh's seconds and phases
+        self.split: dict[str, list[tuple[float, dict[str, float]]]] = {"harness": [], "raw": []}
         self.shell.put_text(CHANGES_PROGRAM_PATH, CHANGES_PROGRAM)
 
     def send(self, path: str, command: str) -> tuple[float, float]:
@@ -219,6 +221,8 @@ class _Bench:
             split = phases_of(change, started, seconds)
             if split is not None:
                 self.phases[row].append(split)
+                if row == "store-refresh":
+                    self.split[path].append((seconds, split))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -332,6 +336,10 @@ def _measure(session: Any, args: argparse.Namespace, figures: dict[str, Any]) ->
     total_h = sum(sum(times) for times in bench.times["harness"].values())
     total_r = sum(sum(times) for times in bench.times["raw"].values())
     figures["operations"] = per_op
+    figures["samples"] = {
+        path: {row: [round(t, 3) for t in times] for row, times in rows_of.items()}
+        for path, rows_of in bench.times.items()
+    }
     figures["overhead_ratio"] = round(total_h / total_r - 1, 3)
     timed = sum(len(times) for times in bench.times["harness"].values())
     figures["operations_per_minute"] = round(60 * timed / total_h, 1)
@@ -344,6 +352,13 @@ def _measure(session: Any, args: argparse.Namespace, figures: dict[str, Any]) ->
         figures["store_refresh_over_local_refresh_harness"] = round(
             per_op["store-refresh"]["harness_s"] / per_op["refresh"]["harness_s"], 2
         )
+        # What check-rerefresh's tick costs: the raw store refreshes with their own wait for it
+        # taken out, against the same local median.
+        untick = [seconds - split["rerefresh_wait"] for seconds, split in bench.split["raw"]]
+        if untick:
+            figures["store_refresh_over_local_refresh_without_tick"] = round(
+                statistics.median(untick) / local_r, 2
+            )
 
     # Model-checked steps: the same cycles with prediction, observation and comparison.
     conformance = ConformanceRun(session)
@@ -406,7 +421,12 @@ def print_report(figures: dict[str, Any]) -> None:
         print(f"{key:32s} {value!s:>8}  target {bound} {target}  {'met' if met else 'MISSED'}")
     if "store_refresh_over_local_refresh_harness" in figures:
         value = figures["store_refresh_over_local_refresh_harness"]
-        print(f"{'  (through the harness)':32s} {value!s:>8}")
+        print(f"{'  through the harness':32s} {value!s:>8}")
+    if "store_refresh_over_local_refresh_without_tick" in figures:
+        value = figures["store_refresh_over_local_refresh_without_tick"]
+        print(
+            f"{'  without check-rerefresh wait':32s} {value!s:>8}  (raw, what the 0.5 s tick costs)"
+        )
     if "store_checked_steps_per_minute" in figures:
         value = figures["store_checked_steps_per_minute"]
         print(f"{'store_checked_steps_per_minute':32s} {value!s:>8}  (no target)")
