@@ -448,3 +448,26 @@ def test_the_shipped_store_serves_the_catalog_of_its_step(tmp_path, keys):
         check=True,
     )
     assert again.stdout == "" and (run_dir / "step-requests").read_text() == ""
+
+
+def test_a_store_offering_any_revision_still_answers_a_revision_asked_for():
+    """Found by the soak run: the served store answers `snap refresh --revision=N` with N while
+    it offers R4 to every other refresh (snapd refreshed to 6, then the re-refresh was offered
+    R4 and refused); the model's misbehaving store must do the same."""
+    run = ModelOnlyRun()
+    for operation in (
+        Release(model.SnapFile(NAME, "4.0", epoch_yaml="2"), "beta", 4),
+        Release(model.SnapFile(NAME, "6.0", epoch_yaml="4*"), "stable", 6),
+        Release(model.SnapFile(NAME, "7.0", epoch_yaml="4"), "edge", 7),
+        StoreInstall(NAME, "edge"),
+        Misbehave(Misbehaviour(offer_unreadable=((NAME, 4),))),
+        StoreRefresh(NAME, revision=6),
+    ):
+        run.step(operation)
+    outcome = run.outcomes[-1]
+    found = run.state.instance(NAME)
+    assert found is not None and found.revisions == ("7", "6") and found.current == "6"
+    assert outcome.error is not None and outcome.error.message.startswith(
+        "cannot perform the following tasks:\n"
+        f'- Handling re-refresh of "{NAME}" as needed (cannot refresh "{NAME}" to new revision 4'
+    )

@@ -250,7 +250,8 @@ def _canonical(store: Store, text: str) -> str:
 
 def offering(catalog: StoreCatalog, name: str, revision: int) -> Responder:
     """A misbehaving store: every refresh of snap `name` is answered with `revision` (its own
-    epoch reported), whether or not it can read the installed epoch; the rest is honest."""
+    epoch reported), whether or not it can read the installed epoch; the rest is honest, a
+    refresh action naming a revision (--revision) too, as the served store answers it."""
 
     def respond(request: StoreRequest) -> tuple[StoreResult, ...]:
         honest = catalog.answer(request)
@@ -260,7 +261,8 @@ def offering(catalog: StoreCatalog, name: str, revision: int) -> Responder:
             raise StoreError(f"the catalog has no revision {revision} of {name}")
         results = []
         for action, result in zip(request.actions, honest, strict=True):
-            if action.action == "refresh" and action.instance.partition("_")[0] == name:
+            misled = action.action == "refresh" and action.revision is None
+            if misled and action.instance.partition("_")[0] == name:
                 context = request.context_of(action.instance)
                 asked = action.channel or (context.tracking_channel if context else None)
                 store = catalog.store_of(name)
