@@ -488,14 +488,33 @@ class ConformanceRun:
         return [] if observed == expected else [Mismatch("store_requests", expected, observed)]
 
     def close(self) -> None:
-        """Remove what this run installed from the store: every later request would carry it."""
-        for instance in self.state.instances:
-            if instance.from_store:
-                try:
-                    self.client.remove(instance.name, purge=True)
-                except (HostError, CommandTimeout):
-                    self.session.broken = True
-                    return
+        """Remove what this run installed from the store: every later request would carry it.
+        Every instance the run touched, not only those the model holds: after a divergence
+        snapd may hold more (a remove of one not installed prints a line and exits 0)."""
+        for name in self.known_instances:
+            try:
+                removed = self.client.remove(name, purge=True)
+            except (HostError, CommandTimeout):
+                self.session.broken = True
+                return
+            if removed.exit_code != 0:
+                # Known divergence rerefresh-leaves-trash-remove-fails: a REV.old that snapd never
+                # clears makes the remove fail, the snap half removed; without the trash the next
+                # remove works. Anything else left would be in every later request's context:
+                # then a fresh host (a restart takes about a minute).
+                removed = self._remove_after_clearing_trash(name)
+            if removed is None or removed.exit_code != 0:
+                self.session.broken = True
+                return
+
+    def _remove_after_clearing_trash(self, name: str) -> SnapCommandResult | None:
+        assert self.session.shell is not None
+        try:
+            data = shlex.quote(f"/var/snap/{name}")
+            self.session.shell.run(f"rm -rf -- {data}/*.old", timeout=60)
+            return self.client.remove(name, purge=True)
+        except (HostError, CommandTimeout):
+            return None
 
     def run(self, operations: list[Operation]) -> list[StepRecord]:
         return [self.step(operation) for operation in operations]
