@@ -52,10 +52,12 @@ BASE_PACKAGES = (
     "busybox-static",  # the core stand-in's /bin/sh and applets
     # For the tests that drive this snapd as a borrowed host: ssh:// (an sshd on the
     # container's loopback, started only by those tests) and local:// (snapconform itself run
-    # inside, which needs these two besides the standard library).
+    # inside, with the dependencies a `pip install` would bring: its replays and reproducers
+    # sign store assertions).
     "openssh-server",
     "python3-pexpect",
     "python3-yaml",
+    "python3-cryptography",
 )
 USERNS_PACKAGES = ("squashfuse", "fuse3")  # snapd mounts snaps with squashfuse by itself
 
