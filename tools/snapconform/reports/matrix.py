@@ -505,6 +505,15 @@ def render_markdown(matrix: dict[str, Any]) -> str:
             + (f" (passes on {', '.join(map(str, row['passed_on']))})" if row["passed_on"] else "")
             + (f": {row['reason']}" if row["reason"] else "")
         )
+    skipped: dict[tuple[str, str], int] = {}
+    for cell in matrix["cells"]:
+        if cell["verdict"] in ("skipped", "not-run"):
+            key = (cell["host"], cell["reason"] or cell["verdict"])
+            skipped[key] = skipped.get(key, 0) + 1
+    if skipped:
+        lines += ["", "## Skipped and not run", ""]
+        for (host, reason), number in skipped.items():
+            lines.append(f"- {host}: {number} test{'' if number == 1 else 's'}: {reason}")
     lines += ["", "## Known divergences", ""]
     if not matrix["known_divergences"]:
         lines.append("None shown.")
