@@ -268,13 +268,13 @@ def run(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.resets < 0:
         print("snapconform bench: --rounds must be >= 1 and --resets >= 0", file=sys.stderr)
         return 2
-    url = args.host if args.no_store else store_tier_url(args.host)
-    figures: dict[str, Any] = {"host": url, "requested_host": args.host}
     try:
+        url = args.host if args.no_store else store_tier_url(args.host)
         session = HostSession(url, artifacts=Path("artifacts/bench"))
     except ValueError as exc:
         print(f"snapconform bench: {exc}", file=sys.stderr)
         return 2
+    figures: dict[str, Any] = {"host": url, "requested_host": args.host}
     try:
         try:
             _prepare(session)
