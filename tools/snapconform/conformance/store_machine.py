@@ -283,6 +283,12 @@ class StoreMachine(MachineBase):
         self.release(channel, "bridge", None, hooks)
         self.release(channel, "settle", None, hooks)
 
+    # Hypothesis leaves some rules out of each example (swarm testing): a second copy makes an
+    # example without any epoch step rarer.
+    @rule(channel=st.sampled_from(RELEASE_CHANNELS), hooks=hook_plans)
+    def release_epoch_step_again(self, channel: str, hooks: Any) -> None:
+        self.release_epoch_step(channel, hooks)
+
     @precondition(lambda self: bool(self.released()))
     @rule(choice=st.integers(0, 20), channel=st.sampled_from(CHANNELS))
     def promote(self, choice: int, channel: str) -> None:
@@ -372,6 +378,13 @@ class StoreMachine(MachineBase):
     @rule()
     def refresh_all_again(self) -> None:
         self.refresh_all()
+
+    # A revert leaves the reverted-from revision blocked for refreshes of all snaps: twice the
+    # share of reverts makes those refreshes (blocked retries) likelier.
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), choice=st.one_of(st.none(), st.integers(0, 20)))
+    def revert_again(self, index: int, choice: int | None) -> None:
+        self.revert(index, choice)
 
     @precondition(lambda self: self.any_installed())
     @rule(index=st.integers(0, 1), channel=st.sampled_from(CHANNELS))
