@@ -215,6 +215,7 @@ def test_the_matrix_as_data(tmp_path: Path) -> None:
         "known_divergences": 2,
         "host_faults": 0,
         "hosts_unavailable": [],
+        "interrupted": False,
         "exit_status": EXIT_CLEAN,
     }
     text = render_markdown(matrix)
@@ -297,3 +298,9 @@ def test_the_matrix_in_a_browser(tmp_path: Path, chromium) -> None:
     assert f'id="{anchor}"' in report
     shown = chromium.load(base / "hosts/nspawn-trixie/report.html")
     assert shown.console == [] and shown.requests == []
+
+
+def test_an_interrupted_matrix_says_so(tmp_path: Path) -> None:
+    matrix = build_matrix(three_hosts(tmp_path), interrupted=True)
+    assert matrix["summary"]["interrupted"] is True
+    assert "interrupted: tests not run are not verdicts" in render_markdown(matrix)

@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
             host.note = (
                 f"pytest exit {process.exit_status} with no run.json: {_last_line(process.log)}"
             )
-    matrix = write_matrix(base, hosts, selection)
+    matrix = write_matrix(base, hosts, selection, interrupted=not completed)
     for process in processes:
         if process.exit_status is not None:
             _say(_finished_line(process.url, matrix, process.exit_status, process.seconds))

@@ -290,7 +290,9 @@ def _applies(since: tuple[int, int], column: HostColumn) -> bool:
     return version is not None and version >= since
 
 
-def build_matrix(hosts: Sequence[HostRun], selection: str = "") -> dict[str, Any]:
+def build_matrix(
+    hosts: Sequence[HostRun], selection: str = "", *, interrupted: bool = False
+) -> dict[str, Any]:
     """matrix.json's content from the hosts' runs."""
     columns = [_column(host) for host in hosts]
     tests: list[str] = []
@@ -351,6 +353,7 @@ def build_matrix(hosts: Sequence[HostRun], selection: str = "") -> dict[str, Any
             "known_divergences": sum(1 for c in cells if c.verdict == "known-divergence"),
             "host_faults": len(faults),
             "hosts_unavailable": [c.url for c in unavailable],
+            "interrupted": interrupted,
             "exit_status": status,
         },
     }
@@ -569,6 +572,8 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
         parts.append(f"{summary['known_divergences']} known divergence(s)")
     if summary["host_faults"]:
         parts.append(f"{summary['host_faults']} host fault(s)")
+    if summary.get("interrupted"):
+        parts.append("interrupted: tests not run are not verdicts")
     if summary["hosts_unavailable"]:
         parts.append("unavailable: " + ", ".join(summary["hosts_unavailable"]))
     return "; ".join(parts)
@@ -597,9 +602,11 @@ def render_html(matrix: dict[str, Any]) -> str:
     )
 
 
-def write_matrix(base: Path, hosts: Sequence[HostRun], selection: str = "") -> dict[str, Any]:
+def write_matrix(
+    base: Path, hosts: Sequence[HostRun], selection: str = "", *, interrupted: bool = False
+) -> dict[str, Any]:
     """Write matrix.json, matrix.md and matrix.html under ``base``; returns the matrix."""
-    matrix = build_matrix(hosts, selection)
+    matrix = build_matrix(hosts, selection, interrupted=interrupted)
     base.mkdir(parents=True, exist_ok=True)
     _write(base / MATRIX_JSON, json.dumps(matrix, indent=2) + "\n")
     _write(base / MATRIX_MD, render_markdown(matrix))
