@@ -30,8 +30,9 @@ Facts (canonical/snapd; "2.57" = tag 2.57.6, "2.68" = 2.68.3, "2.77" = 2.77):
   channel in 2.57, with the tracking channel from 2.65 (target.go completeStoreAction; checked
   at 2.64 and 2.65). Before every `snap refresh ...` the daemon refreshes the snap-declarations
   of all store snaps with one bulk request (daemon/api_snaps.go snapUpdate/snapUpdateMany,
-  assertstate/bulk.go): purpose "assertions" (the served store answers it 4xx, so snapd then
-  GETs each assertion; a store answering it properly could make snapd send more).
+  assertstate/bulk.go): purpose "assertions" (one POST whether the store answers it or, as the
+  served store does while it serves tampered assertions, refuses it with 400 and snapd GETs
+  each assertion instead: observed on 2.57.6 both ways).
 - A refresh result whose revision is the installed one is "no update"; so is, for `snap
   refresh` with no names (auto-refresh included), a revision after current in the sequence,
   i.e. reverted from (store_action.go findRev(cur.Block); storehelpers.go sets Block only when
