@@ -304,3 +304,14 @@ def test_an_interrupted_matrix_says_so(tmp_path: Path) -> None:
     matrix = build_matrix(three_hosts(tmp_path), interrupted=True)
     assert matrix["summary"]["interrupted"] is True
     assert "interrupted: tests not run are not verdicts" in render_markdown(matrix)
+
+
+def test_a_column_without_a_single_verdict_is_unavailable(tmp_path: Path) -> None:
+    hosts = three_hosts(tmp_path)
+    store_only = make_host(
+        tmp_path / "other", "nspawn://sid", {T_STORE: ("skipped", NO_STORE)}, build="deb"
+    )
+    matrix = build_matrix([hosts[0], store_only])
+    assert matrix["hosts"][1]["status"] == "unavailable"
+    assert matrix["hosts"][1]["note"] == NO_STORE
+    assert matrix["summary"]["exit_status"] == EXIT_HOST_FAULT
