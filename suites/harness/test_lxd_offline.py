@@ -68,6 +68,16 @@ def test_metadata_yaml_is_what_lxd_image_import_reads(tmp_path: Path) -> None:
         assert archive.extractfile(member).read().decode() == text  # type: ignore[union-attr]
 
 
+def test_a_new_recipe_prunes_the_releases_older_entries_only(tmp_path: Path) -> None:
+    recipe = lxd_image.LxdImageRecipe("bookworm")
+    root = lxd_image.images_root(tmp_path)
+    for name in (recipe.key, "snapconform-bookworm-000000000000", "snapconform-sid-111111111111"):
+        (root / name).mkdir(parents=True)
+    actions = lxd_image.prune_superseded(recipe, tmp_path)
+    assert actions == ["removed superseded LXD image snapconform-bookworm-000000000000"]
+    assert sorted(p.name for p in root.iterdir()) == [recipe.key, "snapconform-sid-111111111111"]
+
+
 def test_architecture_names() -> None:
     assert lxd_image.lxd_architecture("x86_64") == "x86_64"
     assert lxd_image.lxd_architecture("aarch64") == "aarch64"
@@ -213,7 +223,7 @@ def test_debian_like(tmp_path: Path) -> None:
 
 
 def test_the_record_round_trips(tmp_path: Path) -> None:
-    record = lxd_daemon.DaemonRecord(12, 345, "/run/x.log", "/var/lib/lxd", True, 0o755)
+    record = lxd_daemon.DaemonRecord(12, 345, "/run/x.log", "/var/lib/lxd", {"/var/lib/lxd": 493})
     path = tmp_path / "lxd-daemon.json"
     lxd_daemon.write_record(record, path)
     assert lxd_daemon.read_record(path) == record
@@ -232,6 +242,9 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
     monkeypatch.setattr(lxd_daemon, "RECORD", tmp_path / "lxd-daemon.json")
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
+    logs, busy = tmp_path / "logs", tmp_path / "busy"
+    busy.mkdir()
+    (busy / "theirs").write_text("kept")
     daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         record = lxd_daemon.DaemonRecord(
@@ -239,13 +252,14 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
             start_time=lxd_daemon.process_start_time(daemon.pid),
             logfile=str(tmp_path / "log"),
             state_dir=str(state),
-            state_dir_was_empty=True,
-            state_dir_mode=0o755,
+            fresh_dirs=lxd_daemon.fresh_dirs((state, logs, busy)),
         )
+        assert record.fresh_dirs == {str(state): 0o755, str(logs): None}
         lxd_daemon.write_record(record)
         (state / "database").mkdir()
         (state / "database/global").write_text("x")
         state.chmod(0o711)
+        (logs / "sc-1").mkdir(parents=True)
         said: list[str] = []
         actions = lxd_daemon.stop_daemon(record, said.append)
         daemon.wait(timeout=10)  # gone (stop_daemon reaped it: it was its child)
@@ -255,12 +269,13 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
             daemon.wait()
     assert not record.alive() and said == actions
     assert list(state.iterdir()) == [] and state.stat().st_mode & 0o777 == 0o755
+    assert not logs.exists() and (busy / "theirs").read_text() == "kept"
     assert not lxd_daemon.RECORD.exists()
     assert (real.read_bytes() if real.exists() else None) == real_before  # a real daemon's
 
 
 def test_a_reused_pid_is_not_ours() -> None:
-    record = lxd_daemon.DaemonRecord(os.getpid(), 1, "", "/nonexistent", False)
+    record = lxd_daemon.DaemonRecord(os.getpid(), 1, "", "/nonexistent")
     assert not record.alive()  # this process, but another start time
 
 

@@ -7,8 +7,8 @@ starts ``lxd --group root --logfile=FILE`` in the background in a session of its
 with ``lxd waitready`` and initialises it (``lxd init --preseed``: a ``dir`` storage pool, no
 networks, a default profile holding only the root disk). Its PID and start time go into
 ``/run/snapconform/lxd-daemon.json``; ``stop_daemon_if_ours`` (the last ``hosts delete``) stops
-exactly that process, by PID, unmounts what it mounted and, when its state directory was
-empty before, empties it again.
+exactly that process, by PID, unmounts what it mounted, and empties again (or removes) its
+state, log and cache directories where they were empty (or absent) before it started.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from snapconform.hosts.base import HostError, HostUnavailable
@@ -36,6 +36,8 @@ from snapconform.images.snappack import missing_tools
 RECORD = STATE_ROOT / "lxd-daemon.json"
 LOGFILE = STATE_ROOT / "lxd-daemon.log"
 STATE_DIR = Path("/var/lib/lxd")  # Debian's package keeps its state here
+# ... and the instances' logs and its cache here (it leaves a deleted instance's logs behind)
+DAEMON_DIRS = (STATE_DIR, Path("/var/log/lxd"), Path("/var/cache/lxd"))
 PACKAGES = ("lxd", "lxd-client")
 TOOLS = {"lxd": "lxd", "lxc": "lxd-client"}
 WAITREADY_SECONDS = 120
@@ -69,8 +71,9 @@ class DaemonRecord:
     start_time: int | None
     logfile: str
     state_dir: str
-    state_dir_was_empty: bool
-    state_dir_mode: int | None = None  # the daemon chmods it; put back when emptied
+    # The daemon's directories that were empty or absent before it started, and their modes
+    # then (None: absent): emptied (and their mode put back) or removed when it stops.
+    fresh_dirs: dict[str, int | None] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return same_process(self.pid, self.start_time)
@@ -149,22 +152,23 @@ def install_packages(say: Say) -> None:
         )
 
 
-def _state_dir_empty(path: Path) -> bool:
-    try:
-        return not any(path.iterdir())
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
+def fresh_dirs(paths: tuple[Path, ...]) -> dict[str, int | None]:
+    """Of ``paths``, those that are empty (-> their mode) or absent (-> None) now."""
+    found: dict[str, int | None] = {}
+    for path in paths:
+        try:
+            if not any(path.iterdir()):
+                found[str(path)] = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            found[str(path)] = None
+        except OSError:
+            continue
+    return found
 
 
 def start_daemon(say: Say) -> DaemonRecord:
     """Start ``lxd`` by hand, wait until it answers, initialise it; returns its record."""
-    was_empty = _state_dir_empty(STATE_DIR)
-    try:
-        mode: int | None = STATE_DIR.stat().st_mode & 0o7777
-    except OSError:
-        mode = None
+    fresh = fresh_dirs(DAEMON_DIRS)
     LOGFILE.parent.mkdir(parents=True, exist_ok=True)
     say(f"no LXD daemon answers; starting one: lxd --group root --logfile={LOGFILE}")
     with open(LOGFILE.with_suffix(".out"), "ab") as out:
@@ -181,8 +185,7 @@ def start_daemon(say: Say) -> DaemonRecord:
         start_time=process_start_time(process.pid),
         logfile=str(LOGFILE),
         state_dir=str(STATE_DIR),
-        state_dir_was_empty=was_empty,
-        state_dir_mode=mode,
+        fresh_dirs=fresh,
     )
     write_record(record)
     ready = subprocess.run(
@@ -260,12 +263,20 @@ def stop_daemon(record: DaemonRecord, say: Say) -> list[str]:
     for point in mounts_under(state_dir):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
         actions.append(f"unmounted {point}")
-    if record.state_dir_was_empty and state_dir.is_dir() and not mounts_under(state_dir):
-        for entry in sorted(state_dir.iterdir()):
+    for name, mode in sorted(record.fresh_dirs.items()):
+        directory = Path(name)
+        if not directory.is_dir() or mounts_under(directory):
+            continue
+        if mode is None:
+            subprocess.run(["rm", "-rf", "--one-file-system", str(directory)], check=False)
+            actions.append(f"removed {directory} (the daemon made it)")
+            continue
+        entries = sorted(directory.iterdir())
+        for entry in entries:
             subprocess.run(["rm", "-rf", "--one-file-system", str(entry)], check=False)
-        if record.state_dir_mode is not None:
-            state_dir.chmod(record.state_dir_mode)
-        actions.append(f"emptied {state_dir} (it was empty before the daemon started)")
+        directory.chmod(mode)
+        if entries:
+            actions.append(f"emptied {directory} (it was empty before the daemon started)")
     for log in (Path(record.logfile), Path(record.logfile).with_suffix(".out")):
         if log.parent == STATE_ROOT:  # ours, not a user's
             log.unlink(missing_ok=True)

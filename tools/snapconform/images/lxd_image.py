@@ -200,6 +200,8 @@ def ensure_image(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> LxdIm
         try:
             _build(recipe, build_dir)
             cache.put_in_place(build_dir, entry)
+            for action in prune_superseded(recipe, cache_dir):
+                cache.progress(action)
         finally:
             if build_dir.exists():
                 shutil.rmtree(build_dir, ignore_errors=True)
@@ -207,6 +209,19 @@ def ensure_image(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> LxdIm
     if image is None:
         raise HostError(f"LXD image {entry} was built but cannot be read back")
     return image
+
+
+def prune_superseded(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> list[str]:
+    """Remove the release's cached entries of other recipes (nothing reads them once imported:
+    LXD keeps its own copy)."""
+    root = images_root(cache_dir)
+    actions = []
+    for old in sorted(root.glob(f"{ALIAS_PREFIX}{recipe.release}-*")):
+        if old.is_dir() and old.name != recipe.key:
+            cache.remove_tree(old)
+            cache.lock_path(root, old.name).unlink(missing_ok=True)
+            actions.append(f"removed superseded LXD image {old.name}")
+    return actions
 
 
 def _mmdebstrap(recipe: LxdImageRecipe, rootfs: Path, log: Path) -> None:
