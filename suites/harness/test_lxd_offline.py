@@ -223,7 +223,8 @@ def test_debian_like(tmp_path: Path) -> None:
 
 
 def test_the_record_round_trips(tmp_path: Path) -> None:
-    record = lxd_daemon.DaemonRecord(12, 345, "/run/x.log", "/var/lib/lxd", {"/var/lib/lxd": 493})
+    dirs: dict[str, list[int] | None] = {"/var/lib/lxd": [0o755, 105, 105], "/var/cache/x": None}
+    record = lxd_daemon.DaemonRecord(12, 345, "/run/x.log", "/var/lib/lxd", dirs)
     path = tmp_path / "lxd-daemon.json"
     lxd_daemon.write_record(record, path)
     assert lxd_daemon.read_record(path) == record
@@ -254,7 +255,8 @@ def test_stop_daemon_stops_that_pid_and_empties_a_state_dir_that_was_empty(
             state_dir=str(state),
             fresh_dirs=lxd_daemon.fresh_dirs((state, logs, busy)),
         )
-        assert record.fresh_dirs == {str(state): 0o755, str(logs): None}
+        owner = [os.getuid(), os.getgid()]
+        assert record.fresh_dirs == {str(state): [0o755, *owner], str(logs): None}
         lxd_daemon.write_record(record)
         (state / "database").mkdir()
         (state / "database/global").write_text("x")

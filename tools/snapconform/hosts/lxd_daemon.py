@@ -71,9 +71,9 @@ class DaemonRecord:
     start_time: int | None
     logfile: str
     state_dir: str
-    # The daemon's directories that were empty or absent before it started, and their modes
-    # then (None: absent): emptied (and their mode put back) or removed when it stops.
-    fresh_dirs: dict[str, int | None] = field(default_factory=dict)
+    # The daemon's directories that were empty or absent before it started, with their mode,
+    # owner and group then (None: absent): emptied (all three put back) or removed at its stop.
+    fresh_dirs: dict[str, list[int] | None] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return same_process(self.pid, self.start_time)
@@ -152,13 +152,14 @@ def install_packages(say: Say) -> None:
         )
 
 
-def fresh_dirs(paths: tuple[Path, ...]) -> dict[str, int | None]:
-    """Of ``paths``, those that are empty (-> their mode) or absent (-> None) now."""
-    found: dict[str, int | None] = {}
+def fresh_dirs(paths: tuple[Path, ...]) -> dict[str, list[int] | None]:
+    """Of ``paths``, those that are empty (-> [mode, uid, gid]) or absent (-> None) now."""
+    found: dict[str, list[int] | None] = {}
     for path in paths:
         try:
             if not any(path.iterdir()):
-                found[str(path)] = path.stat().st_mode & 0o7777
+                info = path.stat()
+                found[str(path)] = [info.st_mode & 0o7777, info.st_uid, info.st_gid]
         except FileNotFoundError:
             found[str(path)] = None
         except OSError:
@@ -263,17 +264,19 @@ def stop_daemon(record: DaemonRecord, say: Say) -> list[str]:
     for point in mounts_under(state_dir):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
         actions.append(f"unmounted {point}")
-    for name, mode in sorted(record.fresh_dirs.items()):
+    for name, before in sorted(record.fresh_dirs.items()):
         directory = Path(name)
         if not directory.is_dir() or mounts_under(directory):
             continue
-        if mode is None:
+        if before is None:
             subprocess.run(["rm", "-rf", "--one-file-system", str(directory)], check=False)
             actions.append(f"removed {directory} (the daemon made it)")
             continue
         entries = sorted(directory.iterdir())
         for entry in entries:
             subprocess.run(["rm", "-rf", "--one-file-system", str(entry)], check=False)
+        mode, uid, gid = before
+        os.chown(directory, uid, gid)
         directory.chmod(mode)
         if entries:
             actions.append(f"emptied {directory} (it was empty before the daemon started)")
