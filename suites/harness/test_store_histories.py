@@ -471,3 +471,24 @@ def test_a_store_offering_any_revision_still_answers_a_revision_asked_for():
         "cannot perform the following tasks:\n"
         f'- Handling re-refresh of "{NAME}" as needed (cannot refresh "{NAME}" to new revision 4'
     )
+
+
+def test_hooks_are_compared_per_instance_not_across_concurrent_lanes():
+    """Found by the store machine's ci run: `snap refresh` of NAME and NAME_k1 ran NAME_k1's
+    pre-refresh first; snapd runs the two lanes of the change concurrently."""
+    from snapconform.conformance.compare import compare_hooks
+    from snapconform.harness.observe import HookLogLine, Observation
+
+    runs = [("a", "pre-refresh", "1"), ("a", "post-refresh", "2")]
+    runs += [("a_k1", "pre-refresh", "1"), ("a_k1", "post-refresh", "2")]
+    outcome = model.Outcome(
+        model.new_state(), None, tuple(model.HookRun(*run) for run in runs), "two lanes"
+    )
+
+    def seen(order: list[int]) -> Observation:
+        lines = tuple(HookLogLine(*runs[i], snap_data="", version="") for i in order)
+        return Observation(instances={}, hooks=lines, changes=(), last_change=0)
+
+    assert compare_hooks(outcome, seen([2, 0, 1, 3])) == []
+    assert [m.field for m in compare_hooks(outcome, seen([1, 0, 2, 3]))] == ["hooks"]
+    assert [m.field for m in compare_hooks(outcome, seen([0, 1, 2]))] == ["hooks"]
