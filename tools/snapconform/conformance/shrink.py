@@ -43,8 +43,6 @@ from snapconform.conformance.store_steps import (
     StoreOperation,
     Unrelease,
 )
-from snapconform.harness.shell import CommandTimeout
-from snapconform.hosts.base import HostError
 from snapconform.model import snapd as model
 
 
@@ -91,17 +89,12 @@ def is_store_history(operations: Sequence[Operation]) -> bool:
 
 
 def remove_installed(run: ConformanceRun) -> bool:
-    """Remove (purge) every instance of the run that the model holds or snapd was last seen
-    holding; False when the host failed on the way (the session then needs a reset)."""
-    names = {instance.name for instance in run.state.instances}
-    if run.last_observation is not None:
-        names |= {n for n, seen in run.last_observation.instances.items() if seen.installed}
-    for name in sorted(names):
-        try:
-            run.client.remove(name, purge=True)
-        except (HostError, CommandTimeout):
-            return False
-    return True
+    """Remove (purge) every instance the run touched, whatever the model or snapd holds
+    (`ConformanceRun.close`, which also clears the trash of the known divergence
+    rerefresh-leaves-trash-remove-fails); False when something is left (the session is then
+    marked broken: the next run gets a fresh host)."""
+    run.close()
+    return not run.session.broken
 
 
 def rename(operations: Sequence[Operation], mapping: dict[str, str]) -> list[Operation]:
