@@ -415,15 +415,24 @@ def _mtime(path: Path, default: float = 0.0) -> float:
         return default
 
 
-def _mmdebstrap(recipe: ImageRecipe, rootfs: Path, log: Path) -> None:
+def mmdebstrap_tree(
+    release: str,
+    packages: tuple[str, ...],
+    aptopts: tuple[str, ...],
+    rootfs: Path,
+    log: Path,
+    step: str,
+) -> None:
+    """A minbase tree of `release` with `packages`, from this machine's Debian mirror (shared
+    by every image recipe); `step` prefixes the progress line (e.g. "[1/4]")."""
     archive = mirror.debian_mirror()
-    cache.progress(f"[1/4] mmdebstrap {recipe.release} from {archive}")
+    cache.progress(f"{step} mmdebstrap {release} from {archive}")
     argv = [
         "mmdebstrap",
         "--variant=minbase",
-        "--include=" + ",".join(recipe.packages),
-        *(f"--aptopt={opt}" for opt in recipe.aptopts),
-        recipe.release,
+        "--include=" + ",".join(packages),
+        *(f"--aptopt={opt}" for opt in aptopts),
+        release,
         str(rootfs),
         archive,
     ]
@@ -431,7 +440,7 @@ def _mmdebstrap(recipe: ImageRecipe, rootfs: Path, log: Path) -> None:
         result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise HostError(f"mmdebstrap {recipe.release} failed (exit {result.returncode}):\n{tail}")
+        raise HostError(f"mmdebstrap {release} failed (exit {result.returncode}):\n{tail}")
 
 
 def install_snapd_override(rootfs: Path, override: SnapdOverride, log: Path) -> None:
@@ -473,7 +482,14 @@ def _build(recipe: ImageRecipe, build_dir: Path, first_boot: FirstBoot) -> None:
         f"building the {recipe.release} golden image ({recipe.snapd_build} snapd) in {build_dir}"
         " (first time: ~1-2 min)"
     )
-    _mmdebstrap(recipe, rootfs, build_dir / "mmdebstrap.log")
+    mmdebstrap_tree(
+        recipe.release,
+        recipe.packages,
+        recipe.aptopts,
+        rootfs,
+        build_dir / "mmdebstrap.log",
+        "[1/4]",
+    )
 
     cache.progress("[2/4] writing config tweaks and building the core/snapd stand-ins")
     apply_tweaks(rootfs, recipe.mode)
@@ -527,15 +543,21 @@ def _build(recipe: ImageRecipe, build_dir: Path, first_boot: FirstBoot) -> None:
 
 def apply_tweaks(rootfs: Path, mode: str) -> None:
     """Write the config-only tweaks of the recipe into ``rootfs``."""
+    write_tree_config(rootfs, tweak_files(mode), tweak_links(mode))
+
+
+def write_tree_config(rootfs: Path, files: dict[str, str], links: dict[str, str]) -> None:
+    """Name resolution from /etc/hosts only, then `files` (path -> text) and `links` (path ->
+    target) written into ``rootfs``, replacing what is there (shared by every image recipe)."""
     nsswitch = rootfs / "etc/nsswitch.conf"
     nsswitch.write_text(nsswitch_hosts_files_only(nsswitch.read_text()))
-    for relative, text in tweak_files(mode).items():
+    for relative, text in files.items():
         path = rootfs / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
             path.unlink()
         path.write_text(text)
-    for relative, target in tweak_links(mode).items():
+    for relative, target in links.items():
         path = rootfs / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapconform.hosts.base import HostError
-from snapconform.images import cache, golden, mirror, standins
+from snapconform.images import cache, golden, standins
 from snapconform.images.releases import aptopts, check_release
 from snapconform.images.snappack import require_tools
 
@@ -224,40 +224,8 @@ def prune_superseded(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> l
     return actions
 
 
-def _mmdebstrap(recipe: LxdImageRecipe, rootfs: Path, log: Path) -> None:
-    archive = mirror.debian_mirror()
-    cache.progress(f"[1/3] mmdebstrap {recipe.release} from {archive}")
-    argv = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--include=" + ",".join(recipe.packages),
-        *(f"--aptopt={opt}" for opt in recipe.aptopts),
-        recipe.release,
-        str(rootfs),
-        archive,
-    ]
-    with open(log, "w") as out:
-        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise HostError(f"mmdebstrap {recipe.release} failed (exit {result.returncode}):\n{tail}")
-
-
 def apply_tweaks(rootfs: Path) -> None:
-    nsswitch = rootfs / "etc/nsswitch.conf"
-    nsswitch.write_text(golden.nsswitch_hosts_files_only(nsswitch.read_text()))
-    for relative, text in tweak_files().items():
-        path = rootfs / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            path.unlink()
-        path.write_text(text)
-    for relative, target in tweak_links().items():
-        path = rootfs / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink() or path.exists():
-            path.unlink()
-        path.symlink_to(target)
+    golden.write_tree_config(rootfs, tweak_files(), tweak_links())
 
 
 def pack_rootfs(rootfs: Path, out: Path) -> None:
@@ -289,7 +257,14 @@ def _build(recipe: LxdImageRecipe, build_dir: Path) -> None:
     build_dir.mkdir(parents=True)
     rootfs = build_dir / "rootfs"
     cache.progress(f"building the {recipe.release} LXD image in {build_dir} (~1 min)")
-    _mmdebstrap(recipe, rootfs, build_dir / "mmdebstrap.log")
+    golden.mmdebstrap_tree(
+        recipe.release,
+        recipe.packages,
+        recipe.aptopts,
+        rootfs,
+        build_dir / "mmdebstrap.log",
+        "[1/3]",
+    )
     cache.progress("[2/3] writing config tweaks and building the core/snapd stand-ins")
     apply_tweaks(rootfs)
     snaps = standins.build_standins(rootfs, build_dir / "standins")
