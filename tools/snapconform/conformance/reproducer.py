@@ -25,6 +25,7 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -130,79 +131,6 @@ store_requests() {{
     python3 "$here/store/requests.py" "$store_run_dir"
 }}"""
 
-# store/requests.py: reads the server's request log from where it stopped last time.
-REQUESTS_PROGRAM = '''"""What snapd asked the reproducer's store since the last call.
-
-    python3 requests.py RUN_DIR
-
-RUN_DIR holds the server's requests.log and catalog/ (catalog.json names each snap-id); this
-prints one line per POST, writes RUN_DIR/step-requests (the POSTs to /v2/snaps/refresh in the
-model's terms, joined by " | ") and remembers how far it read in RUN_DIR/seen.
-"""
-
-import json
-import sys
-from pathlib import Path
-
-run_dir = Path(sys.argv[1])
-seen_file, log = run_dir / "seen", run_dir / "requests.log"
-seen = int(seen_file.read_text()) if seen_file.exists() else 0
-data = log.read_bytes() if log.exists() else b""
-whole = data[seen : data.rfind(b"\\n") + 1] if len(data) > seen else b""
-try:
-    snaps = json.loads((run_dir / "catalog" / "catalog.json").read_text()).get("snaps", {})
-    names = {entry["snap-id"]: name for name, entry in snaps.items()}
-except (OSError, ValueError, KeyError):
-    names = {}
-
-
-def named(item):
-    return str(item.get("name") or names.get(item.get("snap-id"), item.get("snap-id", "?")))
-
-
-def numbers(epoch, key):
-    return ",".join(str(n) for n in (epoch or {}).get(key) or [])
-
-
-described = []
-for line in whole.decode("utf-8", "replace").splitlines():
-    entry = json.loads(line)
-    if entry.get("method") != "POST":
-        continue
-    body = entry.get("request") or {}
-    actions = body.get("actions") or []
-    answers = [
-        named(r) + " " + (
-            "r%s from %s" % (r.get("revision"), r.get("effective-channel"))
-            if r.get("result") != "error"
-            else "error " + str((r.get("error") or {}).get("code"))
-        )
-        for r in entry.get("results") or []
-    ]
-    if any(a.get("action") == "fetch-assertions" for a in actions):
-        described.append("assertions")
-    else:
-        purpose = "install" if any(a.get("action") == "install" for a in actions) else "refresh"
-        context = sorted(
-            "%s r%s %s epoch %s/%s" % (named(c), c.get("revision"), c.get("tracking-channel"),
-                                        numbers(c.get("epoch"), "read"),
-                                        numbers(c.get("epoch"), "write"))
-            for c in body.get("context") or []
-        )
-        acts = sorted(
-            " ".join([str(a.get("action")), named(a)]
-                     + ["%s=%s" % (k, a[k]) for k in ("channel", "revision")
-                        if a.get(k) is not None])
-            for a in actions
-        )
-        described.append(
-            "%s: context [%s] actions [%s]" % (purpose, "; ".join(context), "; ".join(acts))
-        )
-    print("#   store: %s -> %s %s" % (described[-1], entry.get("status"), "; ".join(answers)))
-(run_dir / "step-requests").write_text(" | ".join(described))
-seen_file.write_text(str(seen + len(whole)))
-'''
-
 FIELD = re.compile(r"^(?P<name>[^.\[]+)(?:\[(?P<rev>[^\]]+)\])?\.(?P<what>\w+)$")
 
 
@@ -252,7 +180,13 @@ def write_store(
         path = store / "program" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    (store / "requests.py").write_text(REQUESTS_PROGRAM, encoding="utf-8")
+    # the same description of snapd's requests as the runs compare (stdlib only, runs there)
+    (store / "requests.py").write_text(
+        resources.files("snapconform.served_store")
+        .joinpath("request_log.py")
+        .read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
     writer = CatalogWriter(keys)
     catalogs = []
     for position, world in store_worlds(steps).items():

@@ -21,6 +21,7 @@ from snapconform.hosts.base import Host, HostUnavailable
 from snapconform.model import snapd as model
 from snapconform.model.epoch import Epoch
 from snapconform.served_store import catalog as served_catalog
+from snapconform.served_store import request_log
 from snapconform.served_store.assertions import TestKeys, snap_id_for
 
 
@@ -110,78 +111,32 @@ class ServedStore:
 
 def describe_requests(requests: list[dict[str, Any]], snap_ids: dict[str, str]) -> list[str]:
     """Observed POSTs to /v2/snaps/refresh as the comparable lines of `request_lines`."""
-    lines = []
-    for entry in requests:
-        if entry.get("method") != "POST" or not str(entry.get("path", "")).startswith(
-            "/v2/snaps/refresh"
-        ):
-            continue
-        body = entry.get("request") if isinstance(entry.get("request"), dict) else {}
-        actions = body.get("actions") or []
-        if any(action.get("action") == "fetch-assertions" for action in actions):
-            lines.append("assertions")
-            continue
-        purpose = "install" if any(a.get("action") == "install" for a in actions) else "refresh"
-        context = sorted(
-            _context_line(
-                snap_ids.get(str(item.get("snap-id")), "?"),
-                str(item.get("revision")),
-                str(item.get("tracking-channel")),
-                item.get("epoch") or {},
-            )
-            for item in body.get("context") or []
-        )
-        acts = sorted(
-            _action_line(
-                str(action.get("action")),
-                str(action.get("name") or snap_ids.get(str(action.get("snap-id")), "?")),
-                action.get("channel"),
-                None if action.get("revision") is None else str(action.get("revision")),
-            )
-            for action in actions
-        )
-        lines.append(f"{purpose}: context [{'; '.join(context)}] actions [{'; '.join(acts)}]")
-    return lines
+    return request_log.describe_requests(requests, snap_ids)
 
 
 def request_lines(requests: tuple[model.StoreRequest, ...]) -> list[str]:
-    """The model's predicted requests, one comparable line each (snap names, not instance
-    keys: snapd sends opaque keys for parallel instances; refresh and re-refresh alike)."""
+    """The model's predicted requests, one comparable line each (as request_log describes
+    what snapd sent)."""
     lines = []
     for request in requests:
         if request.purpose == "assertions":
-            lines.append("assertions")
+            lines.append(request_log.request_line("assertions", [], []))
             continue
-        purpose = "install" if request.purpose == "install" else "refresh"
-        context = sorted(
-            _context_line(
+        context = [
+            request_log.context_line(
                 entry.instance.partition("_")[0],
                 entry.revision,
                 entry.tracking_channel,
                 {"read": list(entry.epoch.read), "write": list(entry.epoch.write)},
             )
             for entry in request.context
-        )
-        acts = sorted(
-            _action_line(
+        ]
+        acts = [
+            request_log.action_line(
                 action.action, action.instance.partition("_")[0], action.channel, action.revision
             )
             for action in request.actions
-        )
-        lines.append(f"{purpose}: context [{'; '.join(context)}] actions [{'; '.join(acts)}]")
+        ]
+        purpose = "install" if request.purpose == "install" else "refresh"
+        lines.append(request_log.request_line(purpose, context, acts))
     return lines
-
-
-def _context_line(name: str, revision: str, tracking: str, epoch: dict[str, Any]) -> str:
-    read = ",".join(str(n) for n in epoch.get("read") or [])
-    write = ",".join(str(n) for n in epoch.get("write") or [])
-    return f"{name} r{revision} {tracking} epoch {read}/{write}"
-
-
-def _action_line(action: str, name: str, channel: str | None, revision: str | None) -> str:
-    parts = [action, name]
-    if channel is not None:
-        parts.append(f"channel={channel}")
-    if revision is not None:
-        parts.append(f"revision={revision}")
-    return " ".join(parts)
