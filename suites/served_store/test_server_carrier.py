@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_server_support import catalog_snap, install_action, release_all, running_server
 
-from snapconform.harness.store_carrier import parse_log_lines, program_files, store_port
+from snapconform.harness.store_carrier import program_files, store_port
 from snapconform.model.store import Store
 from snapconform.served_store.catalog import CatalogWriter
 
@@ -60,14 +60,6 @@ def test_the_copied_program_serves(tmp_path, monkeypatch):
     with running_server(catalog, tmp_path) as server:
         response = server.actions([install_action("sc-copied", "stable")])
     assert response.json()["results"][0]["snap"]["revision"] == 1
-
-
-def test_parse_log_lines_keeps_a_partial_line_for_later():
-    text = '{"a": 1}\n{"b": 2}\n{"c"'
-    requests, consumed = parse_log_lines(text)
-    assert requests == [{"a": 1}, {"b": 2}]
-    assert consumed == len('{"a": 1}\n{"b": 2}\n')
-    assert parse_log_lines("") == ([], 0)
 
 
 def test_store_port():

@@ -11,7 +11,8 @@ the server sees one whole catalog or the other. The server appends one JSON line
 
 Host layout under /var/tmp/snapconform/store: `program/` (server and model), `catalog` and
 `catalog.N/`, `requests.log`. Round trips through the framed shell: `start` one (plus one
-`put_file` of a tar), `update`, `mark`, `requests_since`, `down`, `restart` and `stop` one each.
+`put_file` of a tar), `update`, `down`, `restart` and `stop` one each; `start`, `update` and
+`restart` return the log's mark.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import shlex
 import tarfile
 import tempfile
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import urlsplit
 
 from snapconform.harness.fixtures import HOST_WORK_DIR
@@ -38,7 +37,6 @@ START_TIMEOUT = 60.0  # python3 start-up plus the model's import; seconds
 COMMAND_TIMEOUT = 60.0
 INLINE_LIMIT = 256 * 1024  # bytes of tar sent inside the command itself; more goes by put_file
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
-_END = "|"  # printed after a log read, so the shell's newline trimming cannot touch the data
 
 
 class StoreCarrierError(HostError):
@@ -96,20 +94,6 @@ def _tar(members: dict[str, bytes]) -> bytes:
             info.mtime = 0
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def parse_log_lines(text: str) -> tuple[list[dict[str, Any]], int]:
-    """The whole JSON lines of `text` (one request each) and how many bytes they span."""
-    whole = text[: text.rfind("\n") + 1]
-    requests: list[dict[str, Any]] = []
-    for line in whole.splitlines():
-        if not line:
-            continue
-        try:
-            requests.append(json.loads(line))
-        except ValueError:
-            requests.append({"unparsed": line})
-    return requests, len(whole.encode("utf-8"))
 
 
 class StoreCarrier:
@@ -269,32 +253,6 @@ class StoreCarrier:
     def journal(self, lines: int = 40) -> str:
         """What the server printed (its stderr goes to the journal): for failure reports."""
         return self.shell.run(self._journal_text(lines), timeout=COMMAND_TIMEOUT).output
-
-    # -- the request log -------------------------------------------------------------------
-
-    def mark(self) -> int:
-        """The request log's current end: pass it to `requests_since` after an operation."""
-        self.last_mark = self._parse_mark(self._run(self._mark_text(), "read the log mark"))
-        return self.last_mark
-
-    def requests_since(self, mark: int) -> list[dict[str, Any]]:
-        """The requests logged after `mark` (whole lines only); `last_mark` moves past them."""
-        log = shlex.quote(self.log_path)
-        script = (
-            f"if [ -e {log} ]; then stat -c %s {log}; tail -c +{int(mark) + 1} {log};"
-            f" else echo 0; fi; printf %s {shlex.quote(_END)}"
-        )
-        result = self._run(script, "read the store's request log")
-        text = result.output
-        if not text.endswith(_END):
-            raise StoreCarrierError(f"reading {self.log_path} printed {text[-200:]!r}")
-        size_text, _, data = text[: -len(_END)].partition("\n")
-        size = int(size_text.strip() or 0)
-        if size < mark:  # a new log (the store was put there again): read it from the start
-            return self.requests_since(0) if size else []
-        requests, consumed = parse_log_lines(data)
-        self.last_mark = int(mark) + consumed
-        return requests
 
     # -- command texts ---------------------------------------------------------------------
 
