@@ -199,16 +199,26 @@ def test_artifacts(request: pytest.FixtureRequest, artifacts_dir: Path) -> Path:
 @pytest.fixture
 def conformance(request: pytest.FixtureRequest, host_session: object, test_artifacts: Path):
     """A fresh conformance run; its history, transcript and (on failure) journal are saved."""
+    yield from _recorded_run(request, host_session, test_artifacts, close=False)
+
+
+def _recorded_run(
+    request: pytest.FixtureRequest, session: object, test_artifacts: Path, *, close: bool
+) -> Iterator[object]:
+    """A run on `session` whose history is written after every step and whose transcript and
+    (on failure) journal are saved at the end; `close` removes what it installed."""
     from snapconform.conformance.artifacts import RunArtifacts
     from snapconform.conformance.session import ConformanceRun
 
-    recorder = RunArtifacts(host_session, test_artifacts)
-    run = ConformanceRun(host_session)
+    recorder = RunArtifacts(session, test_artifacts)
+    run = ConformanceRun(session)
     run.history_path = test_artifacts / "history.json"
     recorder.begin()
     yield run
     report = getattr(request.node, "report_call", None)
     recorder.finish(run, failed=report is None or report.failed)
+    if close:
+        run.close()
 
 
 @pytest.fixture(scope="session")
@@ -238,17 +248,7 @@ def store_session(pytestconfig: pytest.Config, artifacts_dir: Path) -> Iterator[
 def store_run(request: pytest.FixtureRequest, store_session: object, test_artifacts: Path):
     """A fresh conformance run on the store tier; what it installed from the store is removed
     at the end (later requests would carry it)."""
-    from snapconform.conformance.artifacts import RunArtifacts
-    from snapconform.conformance.session import ConformanceRun
-
-    recorder = RunArtifacts(store_session, test_artifacts)
-    run = ConformanceRun(store_session)
-    run.history_path = test_artifacts / "history.json"
-    recorder.begin()
-    yield run
-    report = getattr(request.node, "report_call", None)
-    recorder.finish(run, failed=report is None or report.failed)
-    run.close()
+    yield from _recorded_run(request, store_session, test_artifacts, close=True)
 
 
 @pytest.fixture
