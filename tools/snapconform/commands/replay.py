@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"snapconform replay: {args.history}: bad step: {exc}", file=sys.stderr)
         return 2
     if args.reproducers:
-        for path in write_reproducers(history, args.artifacts, f"replay of {args.history}"):
+        try:
+            written = write_reproducers(history, args.artifacts, f"replay of {args.history}")
+        except ValueError as exc:  # ReproducerError (no cached test-keys build), a bad release
+            print(f"snapconform replay: cannot write reproducers: {exc}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}")
     try:
         session = HostSession(args.host, artifacts=args.artifacts)
