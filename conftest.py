@@ -3,12 +3,14 @@ and the Hypothesis profiles (HYPOTHESIS_PROFILE=dev|ci|soak|nightly)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -50,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     settings.load_profile(profile)
     with_snapd_build(config, "nspawn://")  # bad --snapd-deb/--snapd-source input: one line, now
+    check_hosts_for_workers(config)
+    worker_configured(config)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,8 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--host",
         default=None,
+        action=_HostAction,
         help=f"host URL to drive (default {DEFAULT_HOST}): nspawn://RELEASE, local://, "
-        "ssh://user@host[:port], lxd://NAME",
+        "ssh://user@host[:port], lxd://NAME; with pytest -n N, give it N times for one host per "
+        "worker (worker i gets the i-th), or once: an nspawn:// URL makes each worker its own "
+        "container on its own CPU",
     )
     group.addoption(
         "--snapd-release",
@@ -88,13 +95,182 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def host_url(config: pytest.Config) -> str:
-    url = config.getoption("--host")
+class _HostAction(argparse.Action):
+    """--host, repeatable: every URL given goes to `host_urls` (one host per pytest -n worker),
+    and `host` keeps the first, so getoption("--host") is still one URL."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        urls = [*(getattr(namespace, "host_urls", None) or []), str(values)]
+        namespace.host_urls = urls
+        setattr(namespace, self.dest, urls[0])
+
+
+# pytest-xdist: the host slot the controller gave a worker (conftest's pytest_configure_node).
+HOST_SLOT = "snapconform_host_slot"
+_FREE_SLOTS = pytest.StashKey[list[int]]()
+WORKER_RECORD = "worker.json"
+
+
+def configured_urls(config: pytest.Config) -> list[str]:
+    """The host URLs the command line names (each with --snapd-deb/--snapd-source), in order:
+    several --host, or one of --host, --snapd-release, $SNAPCONFORM_HOST, the default."""
+    urls = list(getattr(config.option, "host_urls", None) or [])
     release = config.getoption("--snapd-release")
-    if url and release:
+    if urls and release:
         raise pytest.UsageError("give --host or --snapd-release, not both")
-    url = f"nspawn://{release}" if release else url or os.environ.get("SNAPCONFORM_HOST")
-    return with_snapd_build(config, url or DEFAULT_HOST)
+    if not urls:
+        urls = [f"nspawn://{release}" if release else os.environ.get("SNAPCONFORM_HOST") or ""]
+    return [with_snapd_build(config, url or DEFAULT_HOST) for url in urls]
+
+
+def planned_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers this (controller) session starts; 0 without -n."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return 0
+    if config.getoption("dist", "no") == "no":
+        return 0
+    return len(config.getoption("tx", None) or [])
+
+
+def worker_id(config: pytest.Config) -> str | None:
+    """This process's pytest-xdist worker id (gw0, gw1, ...), None outside a worker."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
+
+
+def worker_slot(config: pytest.Config) -> int | None:
+    workerinput = getattr(config, "workerinput", None)
+    if not workerinput:
+        return None
+    slot = workerinput.get(HOST_SLOT)
+    return int(slot) if slot is not None else int(str(workerinput["workerid"]).lstrip("gw"))
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else ""
+
+
+def check_hosts_for_workers(config: pytest.Config) -> None:
+    """On the controller: one host per worker, or one nspawn:// URL each worker makes its own
+    container of; anything else is one line, before any worker starts."""
+    if hasattr(config, "workerinput"):
+        return
+    urls = configured_urls(config)
+    workers = planned_workers(config)
+    if workers == 0:
+        if len(urls) > 1:
+            raise pytest.UsageError(
+                f"{len(urls)} --host URLs need pytest -n {len(urls)} (one host per worker); "
+                "for one whole run per host use `python -m snapconform matrix`"
+            )
+        return
+    if len(urls) > 1 and len(urls) != workers:
+        raise pytest.UsageError(
+            f"pytest -n {workers} needs {workers} --host URLs (one host per worker), "
+            f"or one nspawn:// URL; got {len(urls)}"
+        )
+    if len(urls) == 1 and workers > 1 and _scheme(urls[0]) != "nspawn":
+        raise pytest.UsageError(
+            f"pytest -n {workers} gives each worker its own host, and {urls[0]} is one host: "
+            f"give {workers} --host URLs (--host A --host B ...), or an nspawn:// URL"
+        )
+    shared = sorted({url for url in urls if _scheme(url) != "nspawn" and urls.count(url) > 1})
+    if shared:
+        raise pytest.UsageError(
+            f"two workers would share {shared[0]}: give each worker a host of its own"
+        )
+    config.stash[_FREE_SLOTS] = list(range(workers))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist controller) A starting worker takes the lowest free host slot: a worker that
+    replaces a crashed one gets the dead one's host and CPU, never a live worker's."""
+    free = node.config.stash.get(_FREE_SLOTS, None)
+    if free:
+        node.workerinput[HOST_SLOT] = free.pop(0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """(xdist controller) A worker ended: its slot is free again. A worker that died (killed,
+    crashed) could not stop its containers: remove what it left now (cleanup's sweep of records
+    whose owner is gone) and say what remains in its leftovers.json."""
+    config = node.config
+    slot = getattr(node, "workerinput", {}).get(HOST_SLOT)
+    free = config.stash.get(_FREE_SLOTS, None)
+    if free is not None and slot is not None:
+        free.append(slot)
+        free.sort()
+    if error is None:
+        return
+    directory = artifacts_root(config) / str(node.gateway.id)
+    try:
+        pid = int(json.loads((directory / WORKER_RECORD).read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return
+    from snapconform.hosts.cleanup import leftovers, sweep
+
+    if os.geteuid() == 0:
+        for action in sweep():
+            config.get_terminal_writer().line(f"snapconform: cleanup of worker {pid}: {action}")
+    found = leftovers(pid)
+    found.pop("orphaned_loop_devices")  # any run's, not told apart (see cleanup.leftovers)
+    report = {"owner": pid, "worker": str(node.gateway.id), "died": str(error)[:500], **found}
+    (directory / "leftovers.json").write_text(json.dumps(report, indent=2) + "\n")
+    left = [f"{kind}: {', '.join(items)}" for kind, items in found.items() if items]
+    if left:
+        warnings.warn(
+            pytest.PytestWarning(f"worker {node.gateway.id} left behind: " + "; ".join(left)),
+            stacklevel=1,
+        )
+
+
+def worker_configured(config: pytest.Config) -> None:
+    """(xdist worker) Its artifacts directory holds worker.json: its id, PID and host, which
+    the controller reads when the worker dies."""
+    worker = worker_id(config)
+    if worker is None:
+        return
+    directory = artifacts_root(config) / worker
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"worker": worker, "pid": os.getpid(), "slot": worker_slot(config)}
+    record["host"] = host_url(config)
+    (directory / WORKER_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def host_url(config: pytest.Config) -> str:
+    """The URL this process drives: the one configured; in a pytest -n worker the i-th of
+    several, or the one nspawn:// URL pinned to the worker's own CPU (?cpu=N)."""
+    urls = configured_urls(config)
+    slot = worker_slot(config)
+    if slot is None:
+        return urls[0]
+    url = urls[slot % len(urls)] if len(urls) > 1 else urls[0]
+    from snapconform.hosts.base import HostSpec
+
+    if _scheme(url) != "nspawn" or "cpu" in HostSpec.parse(url).query:
+        return url
+    allowed = sorted(os.sched_getaffinity(0))
+    return f"{url}{'&' if '?' in url else '?'}cpu={allowed[slot % len(allowed)]}"
+
+
+def artifacts_root(config: pytest.Config) -> Path:
+    """--artifacts as given (a pytest -n run keeps each worker's artifacts under it: gw0/...)."""
+    return Path(config.getoption("--artifacts")).resolve()
+
+
+def artifacts_path(config: pytest.Config) -> Path:
+    """This process's artifacts directory: --artifacts, or its worker's directory in it."""
+    worker = worker_id(config)
+    root = artifacts_root(config)
+    return root / worker if worker else root
 
 
 def with_snapd_build(config: pytest.Config, url: str) -> str:
@@ -118,7 +294,7 @@ def configured_host_url(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def artifacts_dir(pytestconfig: pytest.Config) -> Path:
-    path = Path(pytestconfig.getoption("--artifacts")).resolve()
+    path = artifacts_path(pytestconfig)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -273,7 +449,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         from snapconform.reports.pytest_run import session_finished
 
-        artifacts = Path(session.config.getoption("--artifacts")).resolve()
-        session_finished(session, exitstatus, artifacts, _safe_name)
+        if planned_workers(session.config):  # pytest -n: the workers wrote theirs
+            from snapconform.reports.workers import workers_finished
+
+            workers_finished(session, exitstatus, artifacts_root(session.config), _safe_name)
+            return
+        session_finished(session, exitstatus, artifacts_path(session.config), _safe_name)
     except Exception as exc:  # a report bug never fails the run: it is a warning
         warnings.warn(pytest.PytestWarning(f"no run report: {exc!r}"), stacklevel=1)

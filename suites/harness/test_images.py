@@ -401,7 +401,10 @@ def test_the_store_tier_url() -> None:
             "nspawn://bookworm?snapd=stock",
             r"snapd='stock' is not allowed; allowed values of snapd: archive, testkeys",
         ),
-        ("nspawn://bookworm?store=1", r"unknown query key 'store' for nspawn://; allowed: snapd"),
+        (
+            "nspawn://bookworm?store=1",
+            r"unknown query key 'store' for nspawn://; allowed: cpu, snapd",
+        ),
         ("local://?snapd=testkeys", r"unknown query key 'snapd' for local://; allowed: none"),
     ],
 )

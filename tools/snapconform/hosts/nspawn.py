@@ -114,6 +114,26 @@ def _kernel_has(filesystem: str) -> bool:
     return any(line.split()[-1] == filesystem for line in text.splitlines() if line.split())
 
 
+# ``?cpu=N``: pin the container (and every command sent into it) to CPU N, one of those this
+# process may run on; without it the CPU with the fewest of our containers is taken. pytest -n
+# gives each worker's container its own CPU this way (conftest.py).
+CPU_QUERY = "cpu"
+
+
+def cpu_from_query(spec: HostSpec) -> int | None:
+    """The CPU a URL's ``?cpu=N`` names, checked against this process's affinity, or None."""
+    text = spec.query.get(CPU_QUERY)
+    if text is None:
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if not text.isdigit() or int(text) not in allowed:
+        raise ValueError(
+            f"host URL {spec.raw!r}: cpu={text!r} is not a CPU this process may use; "
+            f"allowed: {', '.join(map(str, allowed))}"
+        )
+    return int(text)
+
+
 class NspawnHost(Host):
     """Debian RELEASE's snapd in a systemd-nspawn container (``nspawn://bookworm``); with
     ``?snapd=testkeys`` the store tier (its test-keys build, pointed at the served store)."""
@@ -122,6 +142,7 @@ class NspawnHost(Host):
         "snapd": store_tier.SNAPD_CHOICES,
         snapd_override.QUERY_DEB: ANY_VALUE,
         snapd_override.QUERY_SOURCE: ANY_VALUE,
+        CPU_QUERY: ANY_VALUE,
     }
 
     def __init__(
@@ -151,7 +172,8 @@ class NspawnHost(Host):
         elif mode is not None and mode not in releases.MODES:
             golden.ImageRecipe(self.release, mode)  # the same error for a bad mode
         self.cache_dir = cache_dir
-        self.requested_cpu = cpu
+        self.requested_cpu = cpu if cpu is not None else cpu_from_query(spec)
+        cpu = self.requested_cpu
         self.snapd_build: snapd_build.SnapdBuild | None = None
         self.image: golden.GoldenImage | None = None
         self.container: NspawnContainer | None = None

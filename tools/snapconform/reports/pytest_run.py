@@ -136,6 +136,8 @@ def session_record(
     config = session.config
     grouped = _reports(config)
     items: Iterable[str] = [item.nodeid for item in getattr(session, "items", [])]
+    if hasattr(config, "workerinput"):  # a pytest -n worker collects every test, runs its share
+        items = [nodeid for nodeid in items if nodeid in grouped]
     tests = []
     for nodeid in dict.fromkeys([*items, *grouped]):
         reports = grouped.get(nodeid, [])
@@ -165,13 +167,17 @@ def ran_conformance_tests(session: pytest.Session) -> bool:
     return any(item.get_closest_marker("conformance") for item in getattr(session, "items", []))
 
 
+def stop_progress(session: pytest.Session) -> None:
+    ticker = session.stash.get(_TICKER_KEY, None)
+    if ticker is not None:
+        ticker.stop()
+
+
 def session_finished(
     session: pytest.Session, exitstatus: int, artifacts: Path, test_dir: Callable[[str], str]
 ) -> Path | None:
     """Stop the ticker; for a conformance session write run.json and report.html."""
-    ticker = session.stash.get(_TICKER_KEY, None)
-    if ticker is not None:
-        ticker.stop()
+    stop_progress(session)
     if not ran_conformance_tests(session):
         return None
     artifacts.mkdir(parents=True, exist_ok=True)
