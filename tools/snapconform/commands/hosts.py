@@ -1,7 +1,10 @@
 """`python -m snapconform hosts check URL`: start a host, ask snapd its version, stop it.
 `hosts create lxd://NAME [--release R]` makes a seeded LXD instance with its pristine snapshot
 (starting an LXD daemon when none runs, see snapconform.hosts.lxd_daemon); `hosts delete
-lxd://NAME` removes one it made (and, with the last, the daemon it started).
+lxd://NAME` removes one it made, with its store tier (and, with the last, the daemon it
+started). ``hosts create 'lxd://NAME?snapd=testkeys'`` (or ``--snapd testkeys``) makes the store
+tier of lxd://NAME, the instance NAME-store with the release's test-keys snapd (the store
+scenarios also make it on first use when NAME is one `hosts create` made).
 
 For a store-tier host (one whose snapd uses a store we serve, e.g.
 ``nspawn://bookworm?snapd=testkeys``) it also checks that the running snapd is pointed at that
@@ -22,13 +25,14 @@ from typing import Any
 from snapconform.harness.shell import CommandTimeout, Shell
 from snapconform.hosts.base import Host, HostError, HostSpec, HostUnavailable, open_host
 from snapconform.hosts.lxd import instance_name
+from snapconform.hosts.lxd_instance import store_tier_name
 from snapconform.hosts.lxd_provision import (
     BadRequest,
     check_request,
     create_instance,
     delete_instance,
 )
-from snapconform.images.store_tier import TEST_ROOT_KEY_ID
+from snapconform.images.store_tier import FLAVOUR, SNAPD_CHOICES, TEST_ROOT_KEY_ID
 
 EXIT_HOST_FAULT = 1
 EXIT_UNAVAILABLE = 2
@@ -59,12 +63,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument(
         "--release", default="bookworm", help="Debian release of the image (default bookworm)"
     )
+    create.add_argument(
+        "--snapd",
+        choices=SNAPD_CHOICES,
+        default=None,
+        help="testkeys: make the store tier of lxd://NAME (the instance NAME-store), as the URL "
+        "lxd://NAME?snapd=testkeys says",
+    )
     create.add_argument("--cache-dir", type=Path, default=None, help="image cache directory")
     create.set_defaults(func=create_host)
     delete = actions.add_parser(
         "delete", help="delete an lxd://NAME instance that `hosts create` made"
     )
-    delete.add_argument("url", help="lxd://NAME")
+    delete.add_argument(
+        "url", help="lxd://NAME (with its store tier), or lxd://NAME?snapd=testkeys (that alone)"
+    )
     delete.set_defaults(func=delete_host)
 
 
@@ -129,17 +142,30 @@ def _check_store_tier(host: Host, shell: Shell, timeout: float) -> str | None:
     return None
 
 
-def _lxd_instance_of(url: str) -> str:
-    """The instance an lxd:// URL names (ValueError, one line, for anything else)."""
+def _lxd_instance_of(url: str, snapd: str | None = None) -> tuple[str, str, str | None]:
+    """(instance, snapd flavour, the instance it is the store tier of) for an lxd:// URL and a
+    --snapd choice (ValueError, one line, for anything else)."""
     spec = HostSpec.parse(url)
     if spec.scheme != "lxd":
         raise ValueError(
             f"{url!r}: only lxd:// hosts are created and deleted here "
             "(nspawn:// hosts are made on demand, other hosts are yours)"
         )
-    if spec.query:
-        raise ValueError(f"host URL {url!r}: lxd:// takes no query")
-    return instance_name(spec)
+    unknown = sorted(set(spec.query) - {"snapd"})
+    if unknown:
+        raise ValueError(
+            f"host URL {url!r}: lxd:// takes only snapd= in its query, not {', '.join(unknown)}"
+        )
+    in_url = spec.query.get("snapd")
+    if in_url is not None and in_url not in SNAPD_CHOICES:
+        raise ValueError(f"host URL {url!r}: snapd= takes {' or '.join(SNAPD_CHOICES)}")
+    if in_url is not None and snapd is not None and in_url != snapd:
+        raise ValueError(f"host URL {url!r} says snapd={in_url}, --snapd says {snapd}")
+    flavour = in_url or snapd or "archive"
+    name = instance_name(spec)
+    if flavour == FLAVOUR:
+        return store_tier_name(name), flavour, name
+    return name, flavour, None
 
 
 def _say(line: str) -> None:
@@ -148,18 +174,21 @@ def _say(line: str) -> None:
 
 def create_host(args: argparse.Namespace) -> int:
     try:
-        name = _lxd_instance_of(args.url)
+        name, flavour, served = _lxd_instance_of(args.url, args.snapd)
         check_request(name, args.release)
-        report = create_instance(name, args.release, _say, args.cache_dir)
+        report = create_instance(
+            name, args.release, _say, args.cache_dir, snapd=flavour, store_tier_of=served
+        )
     except (ValueError, BadRequest, HostUnavailable) as exc:
         return _fail(EXIT_UNAVAILABLE, str(exc))
     except HostError as exc:
         return _fail(EXIT_HOST_FAULT, f"{args.url}: could not be made: {exc}")
     steps = ", ".join(f"{what} {took:.1f} s" for what, took in report.seconds.items())
-    print(f"lxd://{report.name}: created in {report.total:.1f} s ({steps})")
+    print(f"{args.url}: created in {report.total:.1f} s ({steps})")
+    print(f"instance: {report.name}")
     print(f"release: {report.release}")
     print(f"image: {report.image}")
-    print(f"snapd: {report.snapd_version}")
+    print(f"snapd: {report.snapd_version} ({report.snapd_build})")
     print(f"cpu: {report.cpu}")
     print(f"daemon: {report.daemon}")
     return 0
@@ -167,7 +196,7 @@ def create_host(args: argparse.Namespace) -> int:
 
 def delete_host(args: argparse.Namespace) -> int:
     try:
-        name = _lxd_instance_of(args.url)
+        name, _flavour, _served = _lxd_instance_of(args.url)
         actions = delete_instance(name, lambda line: print(line))
     except (ValueError, BadRequest, HostUnavailable) as exc:
         return _fail(EXIT_UNAVAILABLE, str(exc))

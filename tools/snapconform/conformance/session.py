@@ -145,11 +145,12 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
 
 
 def store_tier_url(url: str) -> str:
-    """The host URL whose snapd trusts the served store: an nspawn release's store tier
-    (`?snapd=testkeys`); any other URL as given (its snapd must be a test-keys build that
-    names a store URL, or the session says it cannot be used)."""
+    """The host URL whose snapd trusts the served store: an nspawn release's or an LXD
+    instance's store tier (`?snapd=testkeys`: for lxd://NAME the instance NAME-store, made on
+    first use); any other URL as given (its snapd must be a test-keys build that names a store
+    URL, or the session says it cannot be used)."""
     spec = HostSpec.parse(url)
-    if spec.scheme == "nspawn" and "snapd" not in spec.query:
+    if spec.scheme in ("nspawn", "lxd") and "snapd" not in spec.query:
         return f"{url}{'&' if '?' in url else '?'}snapd=testkeys"
     return url
 

@@ -25,17 +25,28 @@ child process, leaves the first one's snaps, shell and boot alone), by a new boo
 does not answer; an instance of the user's own gets its ``limits.cpu`` back. alive() is false
 once the instance was restored or restarted under this host (by another session): its shells
 and its pin went with that boot.
+
+The store tier, ``lxd://NAME?snapd=testkeys`` (what the store scenarios drive when the suite runs
+on ``lxd://NAME``, as nspawn's is ``nspawn://RELEASE?snapd=testkeys``), is the instance
+``NAME-store``: its image holds the release's snapd rebuilt with the test keys and the drop-in
+that points snapd at the store served on the instance's loopback (``store_url``). When it does
+not exist and NAME is one `hosts create` made, it is made on first use from NAME's release, as
+nspawn builds its store image on first use (lxd_provision; ~1.5 minutes with the snapd build
+cached), and it is stopped again at stop(); `hosts delete lxd://NAME` deletes it with NAME. It
+is a separate instance because the plain tier's session and the store tier's run side by side,
+and each resets its own instance by restoring a snapshot.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from snapconform.hosts import lxd_instance
+from snapconform.hosts import lxd_instance, lxd_provision
 from snapconform.hosts.base import HostError, HostSpec, HostUnavailable
 from snapconform.hosts.local import (
     CHECK_TIMEOUT,
@@ -44,10 +55,9 @@ from snapconform.hosts.local import (
     last_line,
     suite_snap_names,
 )
+from snapconform.hosts.lxd_instance import INSTANCE_NAME
+from snapconform.images import snapd_build, store_tier
 
-# LXD instance names: a hostname label (letters, digits, hyphens; not starting with a digit or
-# hyphen, not ending with a hyphen; at most 63 characters).
-INSTANCE_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 STOP_TIMEOUT = 30.0  # seconds `snap list` gets at stop(): a hung snapd is restored away instead
 
 
@@ -79,11 +89,18 @@ def instance_name(spec: HostSpec) -> str:
 class LxdHost(BorrowedSnapdHost):
     """An instance on this machine's LXD, pinned to a CPU, reset by its pristine snapshot."""
 
+    QUERY_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"snapd": store_tier.SNAPD_CHOICES}
+
     def __init__(self, spec: HostSpec, **options: object) -> None:
         name = instance_name(spec)
         super().__init__(spec, **options)
+        self.snapd_flavour = spec.query.get("snapd", "archive")
+        self.served_instance = name  # the instance whose store tier this is (or this one)
+        if self.snapd_flavour == store_tier.FLAVOUR:
+            name = lxd_instance.store_tier_name(name)
         self.instance = name
         self.where = f"instance {name}"
+        self.snapd_build: snapd_build.SnapdBuild | None = None  # the store tier's build
         self._cpu: int | None = None
         self._started = False  # start() succeeded: stop() has something to put back
         self._booted_by_us = False  # the instance was stopped and we started it
@@ -111,13 +128,69 @@ class LxdHost(BorrowedSnapdHost):
             facts = lxd_instance.instance_facts(self.instance)
         except HostError as exc:
             raise HostUnavailable(f"{self.url}: LXD does not answer: {exc}") from exc
+        if facts is None and self.snapd_flavour == store_tier.FLAVOUR:
+            facts = self._make_store_tier()
         if facts is None:
             raise HostUnavailable(
                 f"{self.url}: LXD instance {self.instance!r} does not exist "
-                f"(make one with: python -m snapconform hosts create {self.url})"
+                f"(make one with: python -m snapconform hosts create {shlex.quote(self.url)})"
             )
+        if self.snapd_flavour == store_tier.FLAVOUR:
+            self.snapd_build = self._store_build(facts)
         self._instance = facts
         return facts
+
+    def _make_store_tier(self) -> lxd_instance.InstanceFacts | None:
+        """Make the store tier of an instance `hosts create` made, on first use; None when the
+        served instance is not one of those (the user makes the store tier with hosts create).
+        One being made by another run is waited for."""
+        with lxd_provision.creation_lock(self.instance):
+            facts = lxd_instance.instance_facts(self.instance)
+        if facts is not None:
+            return facts
+        served = lxd_instance.instance_facts(self.served_instance)
+        if served is None or not served.made_by_snapconform:
+            return None
+        release = served.config[lxd_instance.MARK]
+        say(
+            f"making {self.url}, the store tier of lxd://{self.served_instance}: instance "
+            f"{self.instance} with {release}'s snapd built with the test keys"
+        )
+        try:
+            lxd_provision.create_instance(
+                self.instance,
+                release,
+                say,
+                snapd=store_tier.FLAVOUR,
+                store_tier_of=self.served_instance,
+            )
+            self._booted_by_us = True  # made running for this session: stopped at stop()
+        except lxd_provision.BadRequest:  # made meanwhile by another run
+            pass
+        return lxd_instance.instance_facts(self.instance)
+
+    def _store_build(self, facts: lxd_instance.InstanceFacts) -> snapd_build.SnapdBuild:
+        """The cached test-keys build the store-tier instance runs (its keys sign for it)."""
+        flavour, _, version = facts.snapd_build.partition(" ")
+        release = facts.config.get(lxd_instance.MARK, "")
+        if flavour != store_tier.FLAVOUR or not version or not release:
+            raise HostUnavailable(
+                f"{self.url}: instance {self.instance} runs snapd {facts.snapd_build!r}, not a "
+                "test-keys build made by `hosts create` (delete it, or name another instance)"
+            )
+        entry = snapd_build.builds_root() / snapd_build.entry_name(release, version)
+        build = snapd_build.load_build(entry)
+        if build is None:
+            raise HostUnavailable(
+                f"{self.url}: the test keys of snapd {facts.snapd_build} are no longer cached "
+                f"({entry}); make the instance anew: python -m snapconform hosts delete "
+                f"{shlex.quote(self.url)}, then create it"
+            )
+        return build
+
+    @property
+    def store_url(self) -> str | None:
+        return store_tier.STORE_URL if self.snapd_flavour == store_tier.FLAVOUR else None
 
     def preflight(self) -> None:
         """The instance exists and runs (started if it was stopped), snapd has seeded, and it is
@@ -247,6 +320,9 @@ class LxdHost(BorrowedSnapdHost):
     def describe(self) -> dict[str, str]:
         facts = super().describe()
         facts["instance"] = self.instance
+        facts["snapd_build"] = (
+            self._instance.snapd_build if self._instance is not None else self.snapd_flavour
+        )
         if self._instance is not None:
             config = self._instance.config
             if lxd_instance.MARK in config:
@@ -260,6 +336,10 @@ class LxdHost(BorrowedSnapdHost):
         if self._cpu is not None:
             facts["cpu"] = str(self._cpu)
         return facts
+
+
+def say(line: str) -> None:
+    print(f"snapconform: {line}", file=sys.stderr, flush=True)
 
 
 BACKEND = LxdHost

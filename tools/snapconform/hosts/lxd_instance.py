@@ -26,6 +26,12 @@ from snapconform.hosts.base import HostError, HostUnavailable
 SNAPSHOT = "sc-pristine"  # taken by `hosts create` when the instance is seeded, stopped
 MARK = "user.snapconform.release"  # set by `hosts create`: the instance is snapconform's
 IMAGE_KEY = "user.snapconform.image"
+SNAPD_KEY = "user.snapconform.snapd"  # the snapd build: "testkeys VERSION"; absent: archive
+STORE_TIER_OF = "user.snapconform.store-tier-of"  # on a store tier: the instance it serves
+STORE_SUFFIX = "-store"  # lxd://NAME?snapd=testkeys drives the instance NAME-store
+# LXD instance names: a hostname label (letters, digits, hyphens; not starting with a digit or
+# hyphen, not ending with a hyphen; at most 63 characters).
+INSTANCE_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 LIMITS_CPU = "limits.cpu"
 READY_TIMEOUT = 120.0  # seconds from `lxc start` to a seeded snapd
 PROBE_TRIES = 5  # unshare runs per CPU; a CPU passes only when all of them do
@@ -61,6 +67,17 @@ rm -f "$dir/ns"
 umount "$dir"
 rmdir "$dir"
 """
+
+
+def store_tier_name(name: str) -> str:
+    """The instance that is the store tier of instance ``name`` (ValueError when too long)."""
+    companion = f"{name}{STORE_SUFFIX}"
+    if not INSTANCE_NAME.fullmatch(companion):
+        raise ValueError(
+            f"lxd://{name}: its store tier would be the instance {companion!r}, longer than LXD "
+            "allows (63); use a shorter name"
+        )
+    return companion
 
 
 def last_line(text: str) -> str:
@@ -129,6 +146,11 @@ class InstanceFacts:
     @property
     def pinned_cpu(self) -> int | None:
         return single_cpu(self.config.get(LIMITS_CPU))
+
+    @property
+    def snapd_build(self) -> str:
+        """Which snapd `hosts create` put in: "archive" or "testkeys VERSION"."""
+        return self.config.get(SNAPD_KEY, "archive")
 
     @classmethod
     def from_api(cls, data: dict[str, object]) -> InstanceFacts:

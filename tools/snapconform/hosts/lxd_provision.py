@@ -8,25 +8,40 @@ stand-ins and the refresh hold, as the golden recipe does), a clean stop, the ``
 snapshot that every reset restores, start, and the CPU pin. A creation that fails part way
 deletes its half-made instance.
 
-delete: only an instance ``hosts create`` made (it carries ``user.snapconform.release``). The
-last one deleted takes the profile, our images and a pool we created with it, and the daemon
-too when we started that daemon.
+The store tier of ``lxd://NAME`` (``lxd://NAME?snapd=testkeys``) is the instance ``NAME-store``:
+made the same way from an image whose snapd is the release's own source package rebuilt with
+the test keys (images.snapd_build, cached; ~6 minutes the first time) plus the drop-in that points
+snapd at the store served on the instance's loopback (images.store_tier). It records the build
+(``user.snapconform.snapd``) and the instance it serves (``user.snapconform.store-tier-of``).
+
+delete: only an instance ``hosts create`` made (it carries ``user.snapconform.release``), with
+its store tier when there is one. The last one deleted takes the profile, our images and a pool
+we created with it, and the daemon too when we started that daemon.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapconform.hosts import lxd_daemon, lxd_instance
 from snapconform.hosts.base import HostError
-from snapconform.hosts.lxd import INSTANCE_NAME
-from snapconform.hosts.lxd_instance import IMAGE_KEY, MARK, SNAPSHOT, lxc, lxc_ok
-from snapconform.images import lxd_image
-from snapconform.images.releases import RELEASES
+from snapconform.hosts.lxd_instance import (
+    IMAGE_KEY,
+    INSTANCE_NAME,
+    MARK,
+    SNAPD_KEY,
+    SNAPSHOT,
+    STORE_TIER_OF,
+    lxc,
+    lxc_ok,
+)
+from snapconform.images import cache, lxd_image, snapd_build, store_tier
+from snapconform.images.releases import DEFAULT_MODES, RELEASES
 
 PROFILE = "snapconform"
 OWN_POOL = "snapconform"  # made only when the daemon has no dir pool
@@ -45,6 +60,7 @@ class CreateReport:
     release: str
     image: str
     snapd_version: str
+    snapd_build: str  # "archive" or "testkeys VERSION"
     cpu: int
     daemon: str  # "running" (the machine's) or "started PID N"
     seconds: dict[str, float] = field(default_factory=dict)
@@ -117,9 +133,36 @@ def check_request(name: str, release: str) -> None:
         raise BadRequest(f"unknown release {release!r}; known: {', '.join(RELEASES)}")
 
 
+def image_recipe(
+    release: str, snapd: str, say: Say, cache_dir: Path | None = None
+) -> lxd_image.LxdImageRecipe:
+    """The image recipe for ``snapd`` ("archive", or "testkeys": its build made first)."""
+    if snapd == "archive":
+        return lxd_image.LxdImageRecipe(release)
+    if snapd != store_tier.FLAVOUR:
+        raise BadRequest(f"unknown snapd {snapd!r}; known: {', '.join(store_tier.SNAPD_CHOICES)}")
+    build = snapd_build.ensure_testkeys_build(release, cache_dir, progress=say)
+    # The golden store recipe's override: the same .debs, hold and SNAPPY_FORCE_API_URL drop-in.
+    override = store_tier.store_recipe(release, DEFAULT_MODES[release], build).snapd
+    return lxd_image.LxdImageRecipe(release, override)
+
+
+@contextlib.contextmanager
+def creation_lock(name: str) -> Iterator[None]:
+    """Held while instance ``name`` is made: a run that finds it half made waits for it."""
+    with cache.locked(cache.lock_path(lxd_image.images_root(), f"instance-{name}")):
+        yield
+
+
 def create_instance(
-    name: str, release: str, say: Say, cache_dir: Path | None = None
+    name: str,
+    release: str,
+    say: Say,
+    cache_dir: Path | None = None,
+    snapd: str = "archive",
+    store_tier_of: str | None = None,
 ) -> CreateReport:
+    """Make instance ``name``; ``snapd="testkeys"`` makes a store tier (of ``store_tier_of``)."""
     check_request(name, release)
     clock = time.monotonic()
     seconds: dict[str, float] = {}
@@ -135,21 +178,35 @@ def create_instance(
     daemon = f"started PID {record.pid}" if record is not None else "running"
     lap("daemon")
     try:
-        report = _create(name, release, say, cache_dir, lap)
+        with creation_lock(name):
+            if lxd_instance.instance_facts(name) is not None:
+                raise BadRequest(
+                    f"LXD instance {name!r} exists already (hosts delete lxd://{name})"
+                )
+            recipe = image_recipe(release, snapd, say, cache_dir)
+            extra = {SNAPD_KEY: recipe.snapd_build} if recipe.snapd is not None else {}
+            if store_tier_of is not None:
+                extra[STORE_TIER_OF] = store_tier_of
+            report = _create(name, recipe, say, cache_dir, lap, extra)
     except BaseException:
         if record is not None and (ours_before is None or not ours_before.alive()):
             lxd_daemon.stop_daemon_if_ours(say)  # started for this instance only
         raise
-    return CreateReport(name, release, *report, daemon, seconds)
+    alias, version, cpu = report
+    return CreateReport(name, release, alias, version, recipe.snapd_build, cpu, daemon, seconds)
 
 
 def _create(
-    name: str, release: str, say: Say, cache_dir: Path | None, lap: Callable[[str], None]
+    name: str,
+    recipe: lxd_image.LxdImageRecipe,
+    say: Say,
+    cache_dir: Path | None,
+    lap: Callable[[str], None],
+    extra_config: dict[str, str],
 ) -> tuple[str, str, int]:
     """Image, profile, instance, seed, snapshot, pin: (image alias, snapd version, CPU)."""
-    if lxd_instance.instance_facts(name) is not None:
-        raise BadRequest(f"LXD instance {name!r} exists already (hosts delete lxd://{name})")
-    image = lxd_image.ensure_image(lxd_image.LxdImageRecipe(release), cache_dir)
+    release = recipe.release
+    image = lxd_image.ensure_image(recipe, cache_dir)
     lap("image build")
     ensure_imported(image, say)
     ensure_profile(choose_pool(say))
@@ -166,6 +223,7 @@ def _create(
             f"{MARK}={release}",
             "--config",
             f"{IMAGE_KEY}={image.alias}",
+            *(arg for key, value in extra_config.items() for arg in ("--config", f"{key}={value}")),
         )
         made = True
         lxd_instance.start(name)
@@ -193,7 +251,8 @@ def _create(
 
 
 def delete_instance(name: str, say: Say) -> list[str]:
-    """Delete an instance `hosts create` made, then what only it needed; returns what was done."""
+    """Delete an instance `hosts create` made (and its store tier, NAME-store, when `hosts
+    create` made one), then what only they needed; returns what was done."""
     check_request(name, RELEASES[0])
     if not lxd_daemon.daemon_answers():
         raise BadRequest(f"no LXD daemon answers here, so there is no instance {name!r}")
@@ -207,11 +266,27 @@ def delete_instance(name: str, say: Say) -> list[str]:
         )
     lxc_ok("delete", "--force", name)
     actions = [f"deleted lxd://{name} and its snapshots"]
+    companion = store_tier_companion(name)
+    if companion is not None:
+        lxc_ok("delete", "--force", companion)
+        actions.append(f"deleted its store tier lxd://{companion} and its snapshots")
     actions += remove_shared_if_unused()
     actions += lxd_daemon.stop_daemon_if_ours(lambda _line: None)
     for action in actions:
         say(action)
     return actions
+
+
+def store_tier_companion(name: str) -> str | None:
+    """The instance `hosts create` made as the store tier of ``name``, if there is one."""
+    try:
+        companion = lxd_instance.store_tier_name(name)
+    except ValueError:
+        return None
+    facts = lxd_instance.instance_facts(companion)
+    if facts is None or facts.config.get(STORE_TIER_OF) != name:
+        return None
+    return companion
 
 
 def remove_shared_if_unused() -> list[str]:

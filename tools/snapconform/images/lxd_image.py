@@ -11,6 +11,11 @@ Packed as an LXD split image: ``metadata.tar.gz`` (metadata.yaml with architectu
 creation_date and properties) and ``rootfs.tar.gz`` (the tree, --numeric-owner), imported with
 ``lxc image import META ROOTFS --alias KEY``. Cached under ``CACHE/lxd-images/KEY`` (KEY names
 the release and a hash of this recipe), built under a ``.build-*`` name and renamed into place.
+
+A recipe may carry a ``golden.SnapdOverride`` (the store tier's test-keys build and its
+SNAPPY_FORCE_API_URL drop-in): its .debs go over the archive's snapd in the tree, held, exactly
+as in the golden recipe, and the image's family (``RELEASE-FLAVOUR``) keeps its cache entries
+apart from the plain one's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snapconform.hosts.base import HostError
-from snapconform.images import cache, golden, standins
+from snapconform.images import cache, golden, standins, store_tier
 from snapconform.images.releases import aptopts, check_release
 from snapconform.images.snappack import require_tools
 
@@ -63,9 +68,20 @@ def tweak_links() -> dict[str, str]:
 @dataclass(frozen=True)
 class LxdImageRecipe:
     release: str
+    snapd: golden.SnapdOverride | None = None
 
     def __post_init__(self) -> None:
         check_release(self.release)
+
+    @property
+    def family(self) -> str:
+        """Entries of one family replace each other: the release, and the snapd flavour."""
+        return self.release if self.snapd is None else f"{self.release}-{self.snapd.flavour}"
+
+    @property
+    def snapd_build(self) -> str:
+        """Which snapd the image runs: "archive" or the override's label."""
+        return self.snapd.label if self.snapd is not None else "archive"
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -94,8 +110,15 @@ class LxdImageRecipe:
             "architecture": lxd_architecture(),
             "tar": TAR_OPTIONS,
         }
+        if self.snapd is not None:  # the plain image's key stays what it was before overrides
+            recipe["snapd"] = {
+                "label": self.snapd.label,
+                "debs": [path.name for path in self.snapd.debs],
+                "sha256": list(self.snapd.deb_sha256),
+                "files": dict(self.snapd.files),
+            }
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
-        return f"{ALIAS_PREFIX}{self.release}-{digest[:12]}"
+        return f"{ALIAS_PREFIX}{self.family}-{digest[:12]}"
 
 
 @dataclass(frozen=True)
@@ -128,7 +151,8 @@ def lxd_architecture(machine: str | None = None) -> str:
 
 def metadata_yaml(recipe: LxdImageRecipe, snapd_version: str, created: int) -> str:
     """LXD's metadata.yaml for the image (no templates: the tree is used as it is)."""
-    description = f"snapconform {recipe.release} (snapd {snapd_version}, offline stand-ins)"
+    snapd = snapd_version if recipe.snapd is None else recipe.snapd.label
+    description = f"snapconform {recipe.release} (snapd {snapd}, offline stand-ins)"
     properties = {
         "description": description,
         "os": "debian",
@@ -212,16 +236,24 @@ def ensure_image(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> LxdIm
 
 
 def prune_superseded(recipe: LxdImageRecipe, cache_dir: Path | None = None) -> list[str]:
-    """Remove the release's cached entries of other recipes (nothing reads them once imported:
-    LXD keeps its own copy)."""
+    """Remove the cached entries of the recipe's family made by other recipes (nothing reads
+    them once imported: LXD keeps its own copy); other families (the store tier's) stay."""
     root = images_root(cache_dir)
     actions = []
-    for old in sorted(root.glob(f"{ALIAS_PREFIX}{recipe.release}-*")):
-        if old.is_dir() and old.name != recipe.key:
+    for old in sorted(root.glob(f"{ALIAS_PREFIX}{recipe.family}-*")):
+        if old.is_dir() and old.name != recipe.key and family_of(old.name) == recipe.family:
             cache.remove_tree(old)
             cache.lock_path(root, old.name).unlink(missing_ok=True)
             actions.append(f"removed superseded LXD image {old.name}")
     return actions
+
+
+def family_of(key: str) -> str | None:
+    """The family in an image key (``snapconform-FAMILY-DIGEST``), or None for another name."""
+    if not key.startswith(ALIAS_PREFIX):
+        return None
+    family, _, digest = key.removeprefix(ALIAS_PREFIX).rpartition("-")
+    return family if family and len(digest) == 12 else None
 
 
 def apply_tweaks(rootfs: Path) -> None:
@@ -256,7 +288,10 @@ def _build(recipe: LxdImageRecipe, build_dir: Path) -> None:
     started = time.monotonic()
     build_dir.mkdir(parents=True)
     rootfs = build_dir / "rootfs"
-    cache.progress(f"building the {recipe.release} LXD image in {build_dir} (~1 min)")
+    cache.progress(
+        f"building the {recipe.release} LXD image ({recipe.snapd_build} snapd) in {build_dir}"
+        " (~1 min)"
+    )
     golden.mmdebstrap_tree(
         recipe.release,
         recipe.packages,
@@ -267,6 +302,11 @@ def _build(recipe: LxdImageRecipe, build_dir: Path) -> None:
     )
     cache.progress("[2/3] writing config tweaks and building the core/snapd stand-ins")
     apply_tweaks(rootfs)
+    if recipe.snapd is not None:
+        cache.progress(f"[2/3] installing snapd {recipe.snapd.label} over the archive's")
+        golden.install_snapd_override(rootfs, recipe.snapd, build_dir / "override.log")
+        if recipe.snapd.flavour == store_tier.FLAVOUR and not store_tier.trusts_test_root(rootfs):
+            raise HostError(f"{recipe.snapd.label}: the snapd installed lacks the test keys")
     snaps = standins.build_standins(rootfs, build_dir / "standins")
     staging = rootfs / STANDINS_DIR.lstrip("/")
     staging.mkdir(parents=True, exist_ok=True)
@@ -283,6 +323,7 @@ def _build(recipe: LxdImageRecipe, build_dir: Path) -> None:
         "release": recipe.release,
         "packages": list(recipe.packages),
         "snapd_version": snapd_version,
+        "snapd_build": recipe.snapd_build,
         "built_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "build_seconds": round(time.monotonic() - started, 1),
     }
