@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from snapconform.conformance.session import store_tier_url
 from snapconform.hosts import lxd_daemon, lxd_instance, lxd_provision
 from snapconform.hosts.base import open_host
 from snapconform.hosts.lxd import LxdHost
-from snapconform.images import golden, lxd_image
+from snapconform.images import golden, lxd_image, store_tier
 
 BOOKWORM_SNAPD = "2.57.6-1+deb12u1+b2"
 
@@ -76,6 +77,65 @@ def test_a_new_recipe_prunes_the_releases_older_entries_only(tmp_path: Path) -> 
     actions = lxd_image.prune_superseded(recipe, tmp_path)
     assert actions == ["removed superseded LXD image snapconform-bookworm-000000000000"]
     assert sorted(p.name for p in root.iterdir()) == [recipe.key, "snapconform-sid-111111111111"]
+
+
+def _override(tmp_path: Path, label: str = "testkeys 2.57.6-1+deb12u1") -> golden.SnapdOverride:
+    deb = tmp_path / "snapd_2.57.6-1+deb12u1_amd64.deb"
+    deb.write_bytes(b"not read by the recipe")
+    files = ((store_tier.DROPIN_PATH, store_tier.DROPIN_TEXT),)
+    return golden.SnapdOverride(store_tier.FLAVOUR, label, (deb,), ("ab" * 32,), files)
+
+
+def test_the_store_tiers_image_is_a_family_of_its_own(tmp_path: Path) -> None:
+    plain = lxd_image.LxdImageRecipe("bookworm")
+    store = lxd_image.LxdImageRecipe("bookworm", _override(tmp_path))
+    assert plain.family == "bookworm" and plain.snapd_build == "archive"
+    assert store.family == "bookworm-testkeys"
+    assert store.snapd_build == "testkeys 2.57.6-1+deb12u1"
+    assert store.key.startswith("snapconform-bookworm-testkeys-") and store.key != plain.key
+    assert lxd_image.family_of(store.key) == "bookworm-testkeys"
+    assert lxd_image.family_of(plain.key) == "bookworm"
+    assert lxd_image.family_of("ubuntu-22.04") is None
+    # Another build (its .debs' hashes) is another image.
+    other = lxd_image.LxdImageRecipe("bookworm", _override(tmp_path, "testkeys 2.57.6-2"))
+    assert other.key != store.key
+    text = lxd_image.metadata_yaml(store, BOOKWORM_SNAPD, 1_700_000_000)
+    assert "testkeys 2.57.6-1+deb12u1" in yaml.safe_load(text)["properties"]["description"]
+
+
+def test_pruning_keeps_the_other_family(tmp_path: Path) -> None:
+    plain = lxd_image.LxdImageRecipe("bookworm")
+    store = lxd_image.LxdImageRecipe("bookworm", _override(tmp_path))
+    root = lxd_image.images_root(tmp_path)
+    old_plain, old_store = "snapconform-bookworm-000000000000", "snapconform-bookworm-testkeys-1"
+    old_store += "1" * 11
+    for name in (plain.key, store.key, old_plain, old_store):
+        (root / name).mkdir(parents=True)
+    assert lxd_image.prune_superseded(plain, tmp_path) == [
+        f"removed superseded LXD image {old_plain}"
+    ]
+    assert lxd_image.prune_superseded(store, tmp_path) == [
+        f"removed superseded LXD image {old_store}"
+    ]
+    assert sorted(p.name for p in root.iterdir()) == sorted([plain.key, store.key])
+
+
+def test_the_store_tier_of_an_instance_is_its_store_companion() -> None:
+    host = open_host("lxd://scl-x?snapd=testkeys")
+    assert isinstance(host, LxdHost)
+    assert host.instance == "scl-x-store" and host.served_instance == "scl-x"
+    assert host.store_url == store_tier.STORE_URL
+    assert host.describe()["snapd_build"] == "testkeys"  # its version is known once started
+    plain = open_host("lxd://scl-x")
+    assert isinstance(plain, LxdHost) and plain.instance == "scl-x"
+    assert plain.store_url is None
+    assert open_host("lxd://scl-x?snapd=archive").instance == "scl-x"  # type: ignore[attr-defined]
+    assert store_tier_url("lxd://scl-x") == "lxd://scl-x?snapd=testkeys"
+    assert store_tier_url("lxd://scl-x?snapd=testkeys") == "lxd://scl-x?snapd=testkeys"
+    with pytest.raises(ValueError, match="longer than LXD allows"):
+        open_host("lxd://" + "x" * 60 + "?snapd=testkeys")
+    with pytest.raises(ValueError, match="unknown query key 'cpu' for lxd://"):
+        open_host("lxd://scl-x?cpu=1")
 
 
 def test_architecture_names() -> None:
