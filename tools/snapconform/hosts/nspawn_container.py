@@ -44,6 +44,7 @@ FIRST_BOOT_SCRIPT_TIMEOUT = 300.0
 POWEROFF_TIMEOUT = 30.0
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOWER_PROBE = "usr/lib/snapd/info"  # a regular file every golden tree has
+REBOOT_MARK = "reboot"  # in the record: boot again when PID 1 dies (a power cut)
 
 # -- the container's processes -------------------------------------------------------------------
 
@@ -249,10 +250,17 @@ class NspawnContainer:
             # nspawn writes under /run/systemd: keep that in this namespace only.
             "mkdir -p /run/systemd",
             "mount -t tmpfs -o mode=0755 snapconform-run /run/systemd",
-            shlex.join(self._nspawn_argv(root)) + " &",
-            "nspawn=$!",
+            # A power cut (power_cycle) leaves a `reboot` mark and kills PID 1: the container
+            # boots again on the same overlay, which this namespace keeps. Without the mark
+            # the supervisor ends with nspawn, as before.
+            "while :; do",
+            "  " + shlex.join(self._nspawn_argv(root)) + " &",
+            "  nspawn=$!",
             # wait returns early when a trapped signal arrives; the trap then runs.
-            'wait "$nspawn"',
+            '  status=0; wait "$nspawn" || status=$?',
+            f"  [ -e {q(str(self.state / REBOOT_MARK))} ] || exit $status",
+            f"  rm -f {q(str(self.state / REBOOT_MARK))}",
+            "done",
         ]
         return "\n".join(lines)
 
@@ -339,6 +347,41 @@ class NspawnContainer:
         )
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
+
+    def power_cycle(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """A power cut: SIGKILL PID 1 (every process of the container dies with it), then boot
+        the same tree on the SAME overlay (its upper layer survives in the supervisor's
+        namespace) and wait for snapd's seed. The kernel's page cache is shared with the
+        controller, so writes made before the cut are not lost: a cut tests snapd's restart
+        from what it had written, not torn writes."""
+        if not self.alive() or self.pid1 is None or not self.overlay:
+            raise HostError("power cycle: the container is not running on an overlay")
+        old = self.pid1
+        (self.state / REBOOT_MARK).write_text("")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while same_process(old, self._recorded_start("pid1")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        new = None
+        while new is None and time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise HostError("the supervisor ended at the power cut:\n" + self.console_tail())
+            found = container_pid1(self.groups)
+            with contextlib.suppress(OSError):
+                if (
+                    found not in (None, old)
+                    and Path(f"/proc/{found}/comm").read_text().strip() == "systemd"
+                ):
+                    new = found
+            time.sleep(0.02)
+        if new is None:
+            raise HostError(
+                "the container did not boot after the power cut:\n" + self.console_tail()
+            )
+        self.pid1 = new
+        self._record("pid1", f"{new} {process_start_time(new)}")
+        self._wait_for_seed(deadline)
 
     def kill(self) -> None:
         """SIGKILL the container and remove every trace of it; safe to call twice."""

@@ -1,0 +1,151 @@
+"""snapd killed mid-change loses nothing (issue 10): every task boundary of a local refresh, a
+revert and a rollback by a failing post-refresh hook, and a power cut mid-refresh.
+
+Each interrupted step goes through ConformanceRun.step, which judges it against the outcomes
+the model allows (snapconform.model.faults): the change completed as predicted, or undone to the
+state before the step; revisions, current, every revision's SNAP_DATA, SNAP_COMMON, the hooks
+(one may run twice: the one killed mid-run) and the mounts. A kill point is task #N entering
+Doing (N over the change's whole task list, read from the change itself), and the last task's
+Done; a few delays land inside tasks. The points reached and the outcomes seen are written to
+the test's artifacts (faults.json).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapconform.conformance.operations import InstallFile, Revert, RunApp
+from snapconform.conformance.ops_faults import Interrupted
+from snapconform.model.faults import KillPoint
+from snapconform.model.snapd import HookPlan, SnapFile
+
+pytestmark = pytest.mark.conformance
+
+# Delays (ms) after a task entered Doing: 0 is the boundary itself; 250 ms into a run-hook task
+# lands inside the hook (seen: the hook then runs twice); the others cycle through a few.
+HOOK_DELAY_MS = 250
+DELAYS = (0, 40, 0, 120)
+
+
+def _delay(task: list[str] | None, index: int) -> int:
+    if task is not None and task[0] == "run-hook":
+        return HOOK_DELAY_MS
+    return DELAYS[index % len(DELAYS)]
+
+
+def _save(artifacts: Path, name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = {
+        "points": [r["point"] for r in records],
+        "outcomes": dict(Counter(str(r.get("matched")) for r in records)),
+        "final_statuses": dict(Counter(str(r.get("final_status")) for r in records)),
+        "back": dict(Counter(r.get("back") for r in records)),
+        "settle_seconds_max": max((r.get("settle_seconds") or 0 for r in records), default=0),
+        "hook_reruns": [r["point"] for r in records if r.get("hook_reruns")],
+    }
+    path = artifacts / "faults.json"
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing[name] = summary
+    path.write_text(json.dumps(existing, indent=2) + "\n")
+    return summary
+
+
+def _hooks() -> tuple[HookPlan, ...]:
+    return (
+        HookPlan("configure"),
+        HookPlan("post-refresh", marker="migrated"),
+        HookPlan("pre-refresh", marker="saved"),
+    )
+
+
+def _interrupt_all(conformance, make_step, test_artifacts: Path, name: str) -> dict[str, Any]:
+    """Task #0 entering Doing, then each next task's Doing (the change's task list as the last
+    step showed it: a refresh that collects a revision has two tasks more), then the last task's
+    Done."""
+    records = []
+    index, count, seen = 0, 1, None
+    while index < count:
+        task = seen[index] if seen and index < len(seen) else None
+        point = KillPoint(index, "Doing", 0 if index == 0 else _delay(task, index))
+        record = conformance.step(Interrupted(make_step(len(records)), point))
+        assert record.verdict == "pass" and record.interruption["started"], record.interruption
+        records.append(record.interruption)
+        seen = record.interruption["seen"]
+        count = len(seen)
+        index += 1
+    record = conformance.step(Interrupted(make_step(len(records)), KillPoint(count - 1, "Done")))
+    records.append(record.interruption)
+    summary = _save(test_artifacts, name, records)
+    assert all(r["reached"] for r in records), summary
+    return summary
+
+
+def test_refresh_killed_at_every_task_boundary(conformance, names, test_artifacts):
+    name = names.fresh()
+    conformance.run([InstallFile(SnapFile(name, "1.0", hooks=_hooks())), RunApp(name, "before")])
+
+    def refresh(number: int) -> InstallFile:
+        return InstallFile(SnapFile(name, f"{number + 2}.0", hooks=_hooks()))
+
+    summary = _interrupt_all(conformance, refresh, test_artifacts, "refresh")
+    assert summary["final_statuses"].get("Done"), summary
+    seen = conformance.last_observation.instance(name)
+    assert "before" in seen.common, "SNAP_COMMON written before the faults survives them"
+
+
+def test_revert_killed_at_every_task_boundary(conformance, names, test_artifacts):
+    name = names.fresh()
+    conformance.run(
+        [
+            InstallFile(SnapFile(name, "1.0", hooks=_hooks())),
+            RunApp(name, "one"),
+            InstallFile(SnapFile(name, "2.0", hooks=_hooks())),
+            RunApp(name, "two"),
+        ]
+    )
+
+    def revert(number: int) -> Revert:
+        return Revert(name, "x1" if number % 2 == 0 else "x2")
+
+    _interrupt_all(conformance, revert, test_artifacts, "revert")
+    seen = conformance.last_observation.instance(name)
+    assert seen.revision("x1").data >= {"one"} and seen.revision("x2").data >= {"two"}
+
+
+def test_rollback_by_failing_hook_killed_at_every_task_boundary(conformance, names, test_artifacts):
+    name = names.fresh()
+    conformance.run([InstallFile(SnapFile(name, "1.0", hooks=_hooks())), RunApp(name, "kept")])
+    failing = (HookPlan("post-refresh", fails_with="cannot migrate", marker="migrated"),)
+
+    def rollback(number: int) -> InstallFile:
+        return InstallFile(SnapFile(name, f"{number + 2}.0", hooks=failing))
+
+    summary = _interrupt_all(conformance, rollback, test_artifacts, "rollback")
+    assert set(summary["final_statuses"]) <= {"Error", "Undone"}, summary
+    seen = conformance.last_observation.instance(name)
+    assert seen.sequence == ("x1",) and "kept" in seen.revision("x1").data
+
+
+def test_power_cut_mid_refresh_boots_the_same_disk(conformance, names, test_artifacts):
+    if not hasattr(conformance.session.host, "power_cut"):
+        pytest.skip(f"{conformance.session.url} cannot cut its own power (no power_cut)")
+    name = names.fresh()
+    conformance.run([InstallFile(SnapFile(name, "1.0", hooks=_hooks())), RunApp(name, "before")])
+    records = []
+    # copy-snap-data and link-snap of a refresh with nothing to collect (task 7 and 9)
+    for number, point in enumerate(
+        (KillPoint(7, "Doing", 0, "power"), KillPoint(9, "Done", 0, "power"))
+    ):
+        step = InstallFile(SnapFile(name, f"{number + 2}.0", hooks=_hooks()))
+        record = conformance.step(Interrupted(step, point))
+        assert record.verdict == "pass"
+        assert record.interruption["back"] == "boot"
+        records.append(record.interruption)
+    summary = _save(test_artifacts, "power-cut", records)
+    assert [p.split(" ")[0] for p in summary["points"]] == ["copy-snap-data", "link-snap"], summary
+    seen = conformance.last_observation.instance(name)
+    assert "before" in seen.common

@@ -1,0 +1,263 @@
+"""An interrupted step: a local install, refresh, revert or remove whose change snapd is killed in
+(or the whole host, a power cut) at a kill point, judged against the outcomes the model allows
+(snapconform.model.faults): completed as predicted, or undone to the state before the step.
+
+`Interrupted(step, point)` wraps any of those operations; it round-trips through JSON (kind
+"interrupted"), so histories, shrinking by replay and reproducers carry the kill point.
+ConformanceRun.step calls its `perform_in_run` (a power cut needs the session: the shells die
+with the host) and its `judge` (the allowed-outcomes comparison) instead of the plain ones.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from snapconform.conformance.compare import Mismatch, compare_instance, compare_result
+from snapconform.conformance.operations import (
+    FileLocator,
+    InstallFile,
+    Operation,
+    Refresh,
+    Remove,
+    Revert,
+    operation_from_json,
+    register_operation,
+)
+from snapconform.harness.faults import (
+    FaultInjector,
+    InterruptedResult,
+    fault_command,
+    interruption_of,
+    result_of,
+)
+from snapconform.harness.observe import Observation
+from snapconform.harness.operations import SnapClient, SnapCommandResult
+from snapconform.hosts.base import HostError, HostUnavailable
+from snapconform.model import faults as model_faults
+from snapconform.model import snapd as model
+from snapconform.model.faults import KillPoint
+
+if TYPE_CHECKING:
+    from snapconform.conformance.session import ConformanceRun
+
+INTERRUPTIBLE = (InstallFile, Refresh, Revert, Remove)
+
+
+def interruptible(operation: Operation) -> bool:
+    """Operations that make a change of one instance (refusals make none: then nothing is
+    killed and the step is compared as usual)."""
+    return isinstance(operation, INTERRUPTIBLE)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    mismatches: list[Mismatch]
+    outcome: model.Outcome  # the allowed outcome snapd matched (or came closest to)
+    record: dict[str, Any]  # what the history keeps of the interruption
+
+
+@dataclass(frozen=True)
+class Interrupted(Operation):
+    kind: ClassVar[str] = "interrupted"
+    step: Operation
+    point: KillPoint
+
+    def __post_init__(self) -> None:
+        if not interruptible(self.step):
+            raise ValueError(f"{self.step.kind!r} cannot be interrupted")
+
+    # -- the three views ---------------------------------------------------------------------
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return self.step.predict(state, locate)
+
+    def argv(self, locate: FileLocator) -> list[str]:
+        return shlex.split(self.step.shell(locate))
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        if self.point.how != "snapd":
+            raise HostUnavailable("a power cut needs the run (perform_in_run)")
+        injector = FaultInjector(client.shell)
+        point = self.point
+        return injector.interrupt(self.argv(locate), point.task, point.status, point.delay_ms)
+
+    def perform_in_run(self, run: ConformanceRun, client: SnapClient) -> SnapCommandResult:
+        if self.point.how == "snapd":
+            return self.perform(client, run.locate)
+        return self._power_cut(run, client)
+
+    def _power_cut(self, run: ConformanceRun, client: SnapClient) -> SnapCommandResult:
+        session = run.session
+        power_cut = getattr(session.host, "power_cut", None)
+        if power_cut is None:
+            raise HostUnavailable(f"{session.url} cannot cut its own power (no power_cut)")
+        argv = self.argv(run.locate)
+        for snap in self.step.snap_files():
+            run.locate(snap)  # uploaded before the cut
+        point = self.point
+        started = time.monotonic()
+        report = FaultInjector(client.shell).freeze_at(
+            argv, point.task, point.status, point.delay_ms
+        )
+        if not report.get("started"):
+            # No change to interrupt: snapd is not frozen, nothing is cut.
+            interruption = interruption_of(report, "power", None)
+            return result_of(argv, report, interruption, time.monotonic() - started)
+        old_client, old_observer = run.client, run.observer
+        power_cut()
+        session.attach()  # new shell, client and observer on the booted host
+        assert session.client is not None and session.observer is not None
+        session.client._uploaded = old_client._uploaded  # the same disk holds them
+        session.observer.last_change = old_observer.last_change
+        session.observer.store_log = old_observer.store_log
+        session.observer.store_log_offset = old_observer.store_log_offset
+        run.client, run.observer = session.client, session.observer
+        settle = FaultInjector(session.client.shell).settle(str(report["change"]))
+        interruption = interruption_of(report, "power", settle)
+        return result_of(argv, report, interruption, time.monotonic() - started)
+
+    def shell(self, locate: FileLocator) -> str:
+        point = self.point
+        command = fault_command(self.argv(locate), point.task, point.status, point.delay_ms)
+        if point.how == "power":
+            return f"{command}  # a power cut in the run; this kills snapd only"
+        return command
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return self.step.instances
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return self.step.snap_files()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.kind, "step": self.step.to_json(), "point": asdict(self.point)}
+
+    def __str__(self) -> str:
+        return f"{self.step} [{self.point.describe()}]"
+
+    # -- the comparison ----------------------------------------------------------------------
+    def judge(
+        self,
+        before: model.SnapdState,
+        outcome: model.Outcome,
+        result: SnapCommandResult,
+        observation: Observation,
+        instances: list[str],
+    ) -> Judgement:
+        interruption = result.interruption if isinstance(result, InterruptedResult) else None
+        if interruption is None:
+            raise HostError("an interrupted step's result carries no interruption")
+        record = interruption.to_json()
+        if not interruption.started:
+            mismatches = compare_result(outcome, result) + self._compare_state(
+                outcome.state, observation, instances, None
+            )
+            mismatches += self._compare_hooks(outcome, observation, frozenset(), prefix=False)
+            record["allowed"], record["matched"] = ["no change"], "no change"
+            return Judgement(mismatches, outcome, record)
+        instance = self.step.instances[0]
+        kind = model_faults.step_kind(before, self.step.kind, instance)
+        ran = _once_each(
+            [
+                model.HookRun(line.instance, line.hook, line.revision)
+                for line in observation.hooks
+                if line.instance == instance
+            ]
+        )
+        record["hook_reruns"] = sum(
+            1 for line in observation.hooks if line.instance == instance
+        ) - len(ran)
+        alternatives = model_faults.allowed_outcomes(before, outcome, instance, kind, ran)
+        record["allowed"] = [alternative.name for alternative in alternatives]
+        best: tuple[list[Mismatch], model_faults.Allowed] | None = None
+        for alternative in alternatives:
+            mismatches = self._compare(alternative, result, observation, instances, interruption)
+            if not mismatches:
+                record["matched"] = alternative.name
+                return Judgement([], alternative.outcome, record)
+            if best is None or len(mismatches) < len(best[0]):
+                best = (mismatches, alternative)
+        assert best is not None
+        record["matched"] = None
+        record["closest"] = best[1].name
+        return Judgement(best[0], best[1].outcome, record)
+
+    def _compare(
+        self,
+        alternative: model_faults.Allowed,
+        result: SnapCommandResult,
+        observation: Observation,
+        instances: list[str],
+        interruption: Any,
+    ) -> list[Mismatch]:
+        mismatches: list[Mismatch] = []
+        if not interruption.settled:
+            mismatches.append(Mismatch("change.settled", True, False))
+        if interruption.final_status not in alternative.change_statuses:
+            mismatches.append(
+                Mismatch("change.status", alternative.change_statuses, interruption.final_status)
+            )
+        if alternative.name == "completed":
+            mismatches += compare_result(alternative.outcome, result)
+        mismatches += self._compare_state(
+            alternative.outcome.state, observation, instances, interruption
+        )
+        mismatches += self._compare_hooks(
+            alternative.outcome,
+            observation,
+            interruption.rerunnable,
+            prefix=alternative.name == "undone",
+        )
+        return mismatches
+
+    @staticmethod
+    def _compare_state(
+        state: model.SnapdState,
+        observation: Observation,
+        instances: list[str],
+        interruption: Any,
+    ) -> list[Mismatch]:
+        mismatches: list[Mismatch] = []
+        for name in instances:
+            expected = state.instance(name)
+            mismatches += compare_instance(expected, observation.instances.get(name), name)
+            if interruption is not None:
+                # every revision in the sequence is mounted, and nothing else of the instance
+                revisions = frozenset(() if expected is None else expected.revisions)
+                mounted = interruption.mounted(name)
+                if mounted != revisions:
+                    mismatches.append(Mismatch(f"{name}.mounts", revisions, mounted))
+        return mismatches
+
+    def _compare_hooks(
+        self,
+        outcome: model.Outcome,
+        observation: Observation,
+        rerunnable: frozenset[str],
+        *,
+        prefix: bool,
+    ) -> list[Mismatch]:
+        expected = [(run.instance, run.hook, run.revision) for run in outcome.hooks_run]
+        observed = [(line.instance, line.hook, line.revision) for line in observation.hooks]
+        if model_faults.hooks_allowed(expected, observed, rerunnable, prefix=prefix):
+            return []
+        return [Mismatch("hooks", tuple(expected), tuple(observed))]
+
+
+def _once_each(runs: list[model.HookRun]) -> list[model.HookRun]:
+    """Hook runs with immediate repeats dropped (a hook re-run after the restart)."""
+    kept: list[model.HookRun] = []
+    for run in runs:
+        if not kept or kept[-1] != run:
+            kept.append(run)
+    return kept
+
+
+def _interrupted_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {"step": operation_from_json(data["step"]), "point": KillPoint(**data["point"])}
+
+
+register_operation(Interrupted, _interrupted_from_json)
