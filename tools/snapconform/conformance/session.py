@@ -18,20 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Operation kinds defined outside operations.py register themselves when imported; a run
-# must know them all (histories round-trip through JSON).
-import snapconform.conformance.ops_config
-import snapconform.conformance.ops_interfaces
-import snapconform.conformance.ops_services
-import snapconform.conformance.ops_userdata  # noqa: F401 (each import binds `snapconform`)
 from snapconform.conformance import ops_faults  # noqa: F401 (registers "interrupted" for JSON)
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
-from snapconform.conformance.host_seed import seed_from_host
 from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap
-from snapconform.harness.observe import InstanceObservation, Observation, ObservationError, Observer
+from snapconform.harness.observe import Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
 from snapconform.harness.shell import CommandTimeout, Shell
 from snapconform.hosts.base import Host, HostError, HostSpec, open_host
@@ -139,7 +132,7 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
     for name in instances:
         seen = observation.instances.get(name)
         if seen is None or not seen.installed:
-            state[name] = {"installed": False, **userdata_state(seen)}
+            state[name] = {"installed": False}
             continue
         state[name] = {
             "installed": True,
@@ -152,40 +145,8 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
             },
             "common": None if seen.common is None else sorted(seen.common),
             "trash": sorted(seen.trash),
-            **services_state(seen, observation),
-            **userdata_state(seen),
         }
     return state
-
-
-def userdata_state(seen: InstanceObservation | None) -> dict[str, Any]:
-    """Each user's ~/snap/INSTANCE and the configuration (REST), when observed."""
-    if seen is None:
-        return {}
-    found: dict[str, Any] = {}
-    if seen.user_data:
-        found["user_data"] = {
-            d.user: {
-                "revisions": {rev: sorted(entries) for rev, entries in d.revisions},
-                "common": None if d.common is None else sorted(d.common),
-                "current": d.current,
-                "trash": sorted(d.trash),
-            }
-            for d in seen.user_data
-        }
-    if seen.config_json is not None:
-        found["config"] = json.loads(seen.config_json)
-    return found
-
-
-def services_state(seen: InstanceObservation, observation: Observation) -> dict[str, Any]:
-    """`enabled` (snap disable), `services` ([name, daemon, enabled, active]) and the
-    established `connections` touching the instance ([plug snap, plug, slot snap, slot])."""
-    return {
-        "enabled": seen.snap_enabled,
-        "services": [[s.name, s.daemon, s.enabled, s.active] for s in seen.services],
-        "connections": [list(c[:4]) for c in observation.connections if seen.name in (c[0], c[2])],
-    }
 
 
 def store_tier_url(url: str) -> str:
@@ -207,7 +168,7 @@ def parse_snapd_version(text: str) -> tuple[int, int]:
 
 
 # System settings the suites change; each run starts from the host's own values of them.
-MANAGED_SETTINGS = ("refresh.retain", "experimental.parallel-instances", "homedirs")
+MANAGED_SETTINGS = ("refresh.retain", "experimental.parallel-instances")
 
 
 class HostSession:
@@ -239,8 +200,6 @@ class HostSession:
         self.started = False
         self.resets = 0
         self.served: ServedStore | None = None  # started by the first run that needs a store
-        # What prepare_run saw (the host's snaps and model assertion): a run's first state.
-        self.first_observation: Observation | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -296,8 +255,8 @@ class HostSession:
             self.config = {}
         assert self.observer is not None
         # Start the change counter at "now", and drop hook lines from whatever ran before (a
-        # previous run's clean-up): neither is this run's. The host's snaps seed the model.
-        self.first_observation = self.observer.observe([], consume_hooks=True, host_snaps=True)
+        # previous run's clean-up): neither is this run's.
+        self.observer.observe([], consume_hooks=True)
 
     def _read_settings(self) -> dict[str, str | None]:
         """The host's own values of MANAGED_SETTINGS (None: unset, snapd's default applies)."""
@@ -331,9 +290,6 @@ class HostSession:
             with contextlib.suppress(HostError):  # the host goes next anyway
                 self.served.stop()
         self.served = None
-        if self.observer is not None and self.shell is not None and not self.broken:
-            with contextlib.suppress(HostError, CommandTimeout):  # its server process
-                self.observer.close()
         if self.shell is not None:
             self.shell.close()
             self.shell = None
@@ -389,8 +345,6 @@ class ConformanceRun:
         self.client: SnapClient = session.client
         self.observer: Observer = session.observer
         state = model.new_state(snapd_version=session.snapd_version)
-        if session.first_observation is not None:  # the host's own snaps (snapd_host.py)
-            state = seed_from_host(state, session.first_observation)
         for key, value in session.baseline.items():
             if value is not None:  # the host's own setting, e.g. a borrowed VM's retain
                 state = model.set_config(state, key, value).state
@@ -440,13 +394,10 @@ class ConformanceRun:
             if name not in self.known_instances:
                 self.known_instances.append(name)
         world_after = self.world
-        try:
-            if isinstance(operation, StoreOperation):
-                outcome, world_after = operation.predict_store(self.state, self.world)
-            else:
-                outcome = operation.predict(self.state, self.predicted_path)
-        except model.ModelGap as gap:
-            return self._outside_model(operation, gap)
+        if isinstance(operation, StoreOperation):
+            outcome, world_after = operation.predict_store(self.state, self.world)
+        else:
+            outcome = operation.predict(self.state, self.predicted_path)
         record = StepRecord(
             index=len(self.history) + 1,
             operation=operation.to_json(),
@@ -525,24 +476,6 @@ class ConformanceRun:
                     raise KnownDivergenceFound(record, known)
             elif self.stop_on_divergence:
                 raise Divergence(record)
-        return record
-
-    def _outside_model(self, operation: Operation, gap: model.ModelGap) -> StepRecord:
-        """A step the model cannot predict (it touches what the model does not cover) gets the
-        verdict "outside-model", naming what is missing, and is not sent to snapd: both sides
-        stay as they were, so the run goes on, and no prediction is ever made up."""
-        record = StepRecord(
-            index=len(self.history) + 1,
-            operation=operation.to_json(),
-            command=operation.shell(self.predicted_path),
-            expected_ok=False,
-            expected_kind="outside-model",
-            expected_error=None,
-            expected_why=f"outside the model: {gap}",
-            expected_hooks=[],
-            verdict="outside-model",
-        )
-        self.history.append(record)
         return record
 
     # -- the store -------------------------------------------------------------------------
