@@ -1,6 +1,7 @@
 """lxd:// against a real LXD: an instance made with `hosts create`, its CPU pin, a reset out of a
-frozen snapd, what stop() leaves behind (and what it leaves to another session), the forced
-restart of an instance without a snapshot, and `hosts delete`.
+frozen snapd, a killed instance as a host fault, what stop() leaves behind (and what it leaves
+to another session), the forced restart of an instance without a snapshot, and `hosts
+delete`.
 
 Needs root and an LXD daemon that answers (`python -m snapconform hosts create lxd://NAME`
 starts one where none runs; these tests do not): skips otherwise, naming what is missing. The
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -20,11 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from snapconform.conformance.operations import InstallFile, Remove
+from snapconform.conformance.session import ConformanceRun, HostFaultVerdict, HostSession
 from snapconform.harness.fixtures import FixtureSpec, HookBehaviour, build_snap
 from snapconform.harness.shell import Shell
 from snapconform.hosts import lxd_daemon, lxd_instance
 from snapconform.hosts.base import open_host
 from snapconform.hosts.lxd import LxdHost
+from snapconform.model.snapd import SnapFile
 
 pytestmark = pytest.mark.conformance
 
@@ -203,6 +208,40 @@ def test_a_restore_by_another_session_makes_this_one_not_alive(made: str) -> Non
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_killed_instance_is_a_host_fault_and_the_next_run_gets_a_fresh_host(
+    made: str, tmp_path: Path
+) -> None:
+    """The instance's init killed from outside (as test_host_faults kills an nspawn container's
+    PID 1): the step is a host fault, not a verdict on snapd, and the next run restores the
+    snapshot and works."""
+    session = HostSession(f"lxd://{made}", artifacts=tmp_path)
+    try:
+        session.start()
+        run = ConformanceRun(session)
+        run.step(InstallFile(SnapFile("sc-lxdkilled", "1.0")))
+        init = facts_of(made).pid
+        assert init is not None
+        os.kill(init, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(HostFaultVerdict):
+            run.step(Remove("sc-lxdkilled"))
+        declared = time.monotonic() - started
+        assert run.history[-1].to_json()["verdict"] == "host-fault"
+        assert not session.host.alive()
+        resets, started = session.resets, time.monotonic()
+        fresh = ConformanceRun(session)
+        reset = time.monotonic() - started
+        print(f"killed instance: host fault declared in {declared:.2f} s, reset {reset:.2f} s")
+        assert session.resets == resets + 1 and session.host.alive()
+        assert facts_of(made).pid not in (None, init)
+        assert fresh.step(InstallFile(SnapFile("sc-lxdkilled2", "1.0"))).verdict == "pass"
+        assert fresh.last_observation.instance("sc-lxdkilled2").sequence == ("x1",)
+        assert "sc-lxdkilled" not in suite_snaps(made)  # went with the restore
+    finally:
+        session.stop()
+    assert suite_snaps(made) == []
 
 
 def test_without_a_snapshot_reset_is_a_forced_restart(made: str) -> None:

@@ -273,8 +273,10 @@ class LxdHost(BorrowedSnapdHost):
             installed = ["(unknown)"]
         if installed and has_snapshot:
             if facts.status != "STOPPED":
-                lxd_instance.lxc_ok("stop", "--force", self.instance)
-            lxd_instance.lxc_ok("restore", self.instance, lxd_instance.SNAPSHOT)
+                lxd_instance.lxc_when_idle(
+                    "stop", "--force", self.instance, already="already stopped"
+                )
+            lxd_instance.lxc_when_idle("restore", self.instance, lxd_instance.SNAPSHOT)
             if not self._booted_by_us:
                 lxd_instance.start(self.instance)
             return

@@ -114,6 +114,26 @@ def lxc_ok(*args: str, timeout: float = LXC_TIMEOUT, stdin_text: str | None = No
     return done.stdout
 
 
+BUSY_SECONDS = 90.0  # how long an instance busy with LXD's own operation is waited for
+
+
+def lxc_when_idle(*args: str, already: str | None = None) -> None:
+    """``lxc ARGS``, retried while LXD says the instance is busy with an operation of its own
+    (after its init was killed, LXD runs a "stop" of the dead instance for a few seconds);
+    a failure saying ``already`` (e.g. "already stopped") counts as done."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        done = lxc(*args)
+        if done.returncode == 0:
+            return
+        reason = last_line(done.stderr or done.stdout)
+        if already is not None and already in reason.lower():
+            return
+        if "is busy running" not in reason or time.monotonic() > deadline:
+            raise HostError(f"`lxc {' '.join(args)}` failed: {reason}")
+        time.sleep(0.5)
+
+
 def exec_argv(name: str, script: str) -> list[str]:
     """argv that runs bash ``script`` as root in the instance (lxc passes argv unchanged)."""
     return ["lxc", "exec", name, "--", "bash", "--noprofile", "--norc", "-c", script]
@@ -287,17 +307,17 @@ def restore_pristine(name: str, snapshot: str = SNAPSHOT) -> None:
     if facts is None:
         raise HostError(f"lxd://{name}: the instance is gone")
     if facts.status != "STOPPED":
-        lxc_ok("stop", "--force", name)
-    lxc_ok("restore", name, snapshot)
+        lxc_when_idle("stop", "--force", name, already="already stopped")
+    lxc_when_idle("restore", name, snapshot)
     start(name)
 
 
 def force_restart(name: str) -> None:
     facts = instance_facts(name)
     if facts is not None and facts.running:
-        lxc_ok("restart", "--force", name)
+        lxc_when_idle("restart", "--force", name)
     else:
-        lxc_ok("start", name)
+        lxc_when_idle("start", name, already="already running")
     wait_ready(name)
 
 
