@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapconform.conformance import ops_faults  # noqa: F401 (registers "interrupted" for JSON)
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
+from snapconform.conformance.host_seed import seed_from_host
 from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, explain
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
@@ -200,6 +201,8 @@ class HostSession:
         self.started = False
         self.resets = 0
         self.served: ServedStore | None = None  # started by the first run that needs a store
+        # What prepare_run saw (the host's snaps and model assertion): a run's first state.
+        self.first_observation: Observation | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -255,8 +258,8 @@ class HostSession:
             self.config = {}
         assert self.observer is not None
         # Start the change counter at "now", and drop hook lines from whatever ran before (a
-        # previous run's clean-up): neither is this run's.
-        self.observer.observe([], consume_hooks=True)
+        # previous run's clean-up): neither is this run's. The host's snaps seed the model.
+        self.first_observation = self.observer.observe([], consume_hooks=True, host_snaps=True)
 
     def _read_settings(self) -> dict[str, str | None]:
         """The host's own values of MANAGED_SETTINGS (None: unset, snapd's default applies)."""
@@ -290,6 +293,9 @@ class HostSession:
             with contextlib.suppress(HostError):  # the host goes next anyway
                 self.served.stop()
         self.served = None
+        if self.observer is not None and self.shell is not None and not self.broken:
+            with contextlib.suppress(HostError, CommandTimeout):  # its server process
+                self.observer.close()
         if self.shell is not None:
             self.shell.close()
             self.shell = None
@@ -345,6 +351,8 @@ class ConformanceRun:
         self.client: SnapClient = session.client
         self.observer: Observer = session.observer
         state = model.new_state(snapd_version=session.snapd_version)
+        if session.first_observation is not None:  # the host's own snaps (snapd_host.py)
+            state = seed_from_host(state, session.first_observation)
         for key, value in session.baseline.items():
             if value is not None:  # the host's own setting, e.g. a borrowed VM's retain
                 state = model.set_config(state, key, value).state
@@ -394,10 +402,13 @@ class ConformanceRun:
             if name not in self.known_instances:
                 self.known_instances.append(name)
         world_after = self.world
-        if isinstance(operation, StoreOperation):
-            outcome, world_after = operation.predict_store(self.state, self.world)
-        else:
-            outcome = operation.predict(self.state, self.predicted_path)
+        try:
+            if isinstance(operation, StoreOperation):
+                outcome, world_after = operation.predict_store(self.state, self.world)
+            else:
+                outcome = operation.predict(self.state, self.predicted_path)
+        except model.ModelGap as gap:
+            return self._outside_model(operation, gap)
         record = StepRecord(
             index=len(self.history) + 1,
             operation=operation.to_json(),
@@ -476,6 +487,24 @@ class ConformanceRun:
                     raise KnownDivergenceFound(record, known)
             elif self.stop_on_divergence:
                 raise Divergence(record)
+        return record
+
+    def _outside_model(self, operation: Operation, gap: model.ModelGap) -> StepRecord:
+        """A step the model cannot predict (it touches what the model does not cover) gets the
+        verdict "outside-model", naming what is missing, and is not sent to snapd: both sides
+        stay as they were, so the run goes on, and no prediction is ever made up."""
+        record = StepRecord(
+            index=len(self.history) + 1,
+            operation=operation.to_json(),
+            command=operation.shell(self.predicted_path),
+            expected_ok=False,
+            expected_kind="outside-model",
+            expected_error=None,
+            expected_why=f"outside the model: {gap}",
+            expected_hooks=[],
+            verdict="outside-model",
+        )
+        self.history.append(record)
         return record
 
     # -- the store -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from snapconform.model import snapd_host as host
 from snapconform.model import snapd_text as text
 from snapconform.model.epoch import Epoch, EpochError
 from snapconform.model.snapd_changes import HookLog as _HookLog
@@ -382,7 +383,7 @@ def remove(
         # cmd/snap/error.go: remove treats snap-not-installed as a message, exit 0.
         return _not_installed(state, instance, exit_code=0)
     if revision is None:
-        return _remove_all(state, found, purge)
+        return host.removal_refusal(state, found, full=True) or _remove_all(state, found, purge)
     check_revision(revision)
     several = len(found.sequence) > 1
     only_revision_rule = state.snapd_version >= REMOVE_ONLY_REVISION_SINCE
@@ -405,7 +406,10 @@ def remove(
             exit_code=0,
         )
     if not several:
-        return _remove_all(state, found, purge, how=f"--revision={revision} of the only revision")
+        refusal = host.removal_refusal(state, found, full=True)
+        how = f"--revision={revision} of the only revision"
+        return refusal or _remove_all(state, found, purge, how)
+    host.removal_refusal(state, found, full=False)  # no refusal on classic; a gap elsewhere
     return Outcome(
         state.with_instance(_without(found, [revision])),
         None,
@@ -495,6 +499,7 @@ def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
             f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo; "
             "a prediction)",
         )
+    host.require_known_apps(found)
     data = dict(found.data)
     data[found.current] = data[found.current] | {marker}
     updated = replace(found, data=tuple(data.items()), common=found.common | {marker})

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from snapconform.model import snapd_text as text
+from snapconform.model.snapd_host import require_known_hook
 from snapconform.model.snapd_state import (
     ExpectedError,
     HookRun,
@@ -113,6 +114,7 @@ class HookLog:
 
     def run(self, revision: RevisionState, hook: str) -> str | None:
         """Run ``hook`` in ``revision``; the change's error text if it failed, else None."""
+        require_known_hook(self.instance, revision, hook)
         plan = revision.hook(hook)
         if plan is None:
             return None  # every hook task is "if present" (hookstate/hooks.go Optional)

@@ -30,6 +30,7 @@ __all__ = [
     "LOCAL_REVISION",
     "STORE_REVISION",
     "ContextEntry",
+    "DeviceModel",
     "ExpectedError",
     "HookPlan",
     "HookRun",
@@ -106,6 +107,12 @@ class RevisionState:
     version: str
     hooks: tuple[HookPlan, ...] = ()
     channel: str | None = None  # the store's effective channel for it; None for a sideload
+    # What snap.yaml says (fixture files: an app with no base:, which means core); a snap the
+    # host had before the run may be anything (model/snapd_host.py).
+    snap_type: str = "app"
+    base: str = ""
+    # Hooks of a snap the host had (meta/hooks): the model knows they exist, not what they do.
+    foreign_hooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_revision(self.revision)
@@ -143,6 +150,8 @@ class InstanceState:
     common: frozenset[str] = frozenset()
     channel: str | None = None  # tracking channel, full form (latest/stable); None: a sideload
     refresh_failure: RefreshFailure | None = None
+    # On the host before the run began (seeded from it, model/snapd_host.py), not a fixture.
+    preinstalled: bool = False
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -199,6 +208,18 @@ class InstanceState:
 
 
 @dataclass(frozen=True)
+class DeviceModel:
+    """The device's model assertion as far as removing snaps goes (model/snapd_host.py). The
+    default is what snapd falls back to on a classic system with no seed: generic-classic,
+    which names no base, gadget or kernel."""
+
+    classic: bool = True
+    base: str = ""
+    gadget: str = ""
+    kernel: str = ""
+
+
+@dataclass(frozen=True)
 class SnapdState:
     """Everything the model tracks of one machine's snapd."""
 
@@ -206,6 +227,8 @@ class SnapdState:
     retain: int = DEFAULT_RETAIN
     parallel_instances: bool = False
     instances: tuple[InstanceState, ...] = ()
+    # The model assertion (model/snapd_host.py: the in-use rules of snap removal).
+    device: DeviceModel = DeviceModel()
 
     def __post_init__(self) -> None:
         instances = tuple(sorted(self.instances, key=lambda inst: inst.name))
