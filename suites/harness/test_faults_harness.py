@@ -111,3 +111,31 @@ def test_the_host_program_refuses_anything_but_snap():
     assert done.returncode == 2 and "snap SUBCOMMAND" in done.stderr
     assert fault_program.reached("Doing", "Doing") and not fault_program.reached("Do", "Doing")
     assert fault_program.reached("Undoing", "Done") and not fault_program.reached("Doing", "Done")
+
+
+def test_reproducers_ship_the_fault_program_and_run_the_step_through_it():
+    from snapconform.conformance.reproducer import shell_script, spread_task
+
+    first, second = model.SnapFile("sc-a", "1.0"), model.SnapFile("sc-a", "2.0")
+    steps = [InstallFile(first), Interrupted(InstallFile(second), KillPoint(3, "Doing", 250))]
+    history = {
+        "host": {"url": "nspawn://bookworm", "snapd": "2.57.6"},
+        "steps": [
+            {
+                "step": number,
+                "operation": operation.to_json(),
+                "expected": {"ok": True, "why": "", "hooks": []},
+                "observed": {"state": {}},
+                "verdict": "pass",
+                "mismatches": [],
+            }
+            for number, operation in enumerate(steps, start=1)
+        ],
+    }
+    script = shell_script(history)
+    assert "cat > /var/tmp/snapconform/faults.py <<'SNAPCONFORM_FAULTS'" in script
+    assert fault_program.__doc__.splitlines()[0] in script
+    assert "faults.py interrupt --task 3 --status Doing --delay-ms 250" in script
+    task, files = spread_task(history, "an interrupted refresh")
+    assert files["faults.py"].startswith('"""Runs ON THE HOST')
+    assert "install -D -m 0755 faults.py /var/tmp/snapconform/faults.py" in task

@@ -270,6 +270,7 @@ class MachineBase(RuleBasedStateMachine):
 
     def do(self, operation: Operation) -> None:
         before = self.state
+        operation = self.armed(operation)
         note(f"step {len(self.run.history) + 1}: {operation}")
         self.recorder.steps += 1
         try:
@@ -282,6 +283,10 @@ class MachineBase(RuleBasedStateMachine):
             self.recorder.record(self.run)
             raise
         self.label(operation, before, record.expected_ok)
+
+    def armed(self, operation: Operation) -> Operation:
+        """The step to run for `operation` (machine_faults.FaultRules wraps it in a kill point)."""
+        return operation
 
     def is_refresh(self, operation: Operation) -> bool:
         """Whether `operation` refreshes an installed instance (for the labels)."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
 
 from snapconform.conformance.compare import Mismatch, compare_instance, compare_result
 from snapconform.conformance.operations import (
@@ -27,10 +28,12 @@ from snapconform.conformance.operations import (
     register_operation,
 )
 from snapconform.harness.faults import (
+    FAULTS_PATH,
     FaultInjector,
     InterruptedResult,
     fault_command,
     interruption_of,
+    program_text,
     result_of,
 )
 from snapconform.harness.observe import Observation
@@ -39,9 +42,6 @@ from snapconform.hosts.base import HostError, HostUnavailable
 from snapconform.model import faults as model_faults
 from snapconform.model import snapd as model
 from snapconform.model.faults import KillPoint
-
-if TYPE_CHECKING:
-    from snapconform.conformance.session import ConformanceRun
 
 INTERRUPTIBLE = (InstallFile, Refresh, Revert, Remove)
 
@@ -83,12 +83,12 @@ class Interrupted(Operation):
         point = self.point
         return injector.interrupt(self.argv(locate), point.task, point.status, point.delay_ms)
 
-    def perform_in_run(self, run: ConformanceRun, client: SnapClient) -> SnapCommandResult:
+    def perform_in_run(self, run: Any, client: SnapClient) -> SnapCommandResult:
         if self.point.how == "snapd":
             return self.perform(client, run.locate)
         return self._power_cut(run, client)
 
-    def _power_cut(self, run: ConformanceRun, client: SnapClient) -> SnapCommandResult:
+    def _power_cut(self, run: Any, client: SnapClient) -> SnapCommandResult:
         session = run.session
         power_cut = getattr(session.host, "power_cut", None)
         if power_cut is None:
@@ -261,3 +261,34 @@ def _interrupted_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 register_operation(Interrupted, _interrupted_from_json)
+
+
+# -- reproducers -----------------------------------------------------------------------------
+
+
+def uses_faults(operations: list[Operation]) -> bool:
+    return any(isinstance(operation, Interrupted) for operation in operations)
+
+
+def reproducer_lines(operations: list[Operation]) -> list[str]:
+    """Shell lines that put the fault program where interrupted steps' commands run it."""
+    if not uses_faults(operations):
+        return []
+    return [
+        "# The fault program: an interrupted step starts its snap command with --no-wait, waits",
+        "# for the kill point (a task of the change reaching a status), kills snapd.service and",
+        "# waits for the change to settle. A power cut of the run is a kill of snapd here.",
+        f"mkdir -p {shlex.quote(str(PurePosixPath(FAULTS_PATH).parent))}",
+        f"cat > {shlex.quote(FAULTS_PATH)} <<'SNAPCONFORM_FAULTS'",
+        *program_text().splitlines(),
+        "SNAPCONFORM_FAULTS",
+        "",
+    ]
+
+
+def spread_files(operations: list[Operation]) -> tuple[dict[str, str], list[str]]:
+    """The fault program beside a spread task, and the prepare line that installs it."""
+    if not uses_faults(operations):
+        return {}, []
+    line = f"install -D -m 0755 faults.py {shlex.quote(FAULTS_PATH)}  # kills snapd at kill points"
+    return {"faults.py": program_text()}, [line]

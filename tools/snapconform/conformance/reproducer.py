@@ -37,6 +37,7 @@ from snapconform.conformance.operations import (
     fixture_spec,
     operation_from_json,
 )
+from snapconform.conformance.ops_faults import reproducer_lines, spread_files
 from snapconform.conformance.served import served_misbehave
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap, snap_file_name, snap_tree
@@ -214,9 +215,10 @@ def _fixtures(steps: list[ReproStep]) -> dict[model.SnapFile, str]:
     """Each distinct fixture snap -> the directory name its files are written to."""
     dirs: dict[model.SnapFile, str] = {}
     for step in steps:
-        if isinstance(step.operation, InstallFile) and step.operation.snap not in dirs:
-            spec = fixture_spec(step.operation.snap)
-            dirs[step.operation.snap] = snap_file_name(spec).removesuffix(".snap")
+        operation = getattr(step.operation, "step", step.operation)  # ops_faults.Interrupted
+        if isinstance(operation, InstallFile) and operation.snap not in dirs:
+            spec = fixture_spec(operation.snap)
+            dirs[operation.snap] = snap_file_name(spec).removesuffix(".snap")
     return dirs
 
 
@@ -369,6 +371,7 @@ def shell_script(history: dict[str, Any], title: str = "snapconform reproducer")
             "store_start",
             "",
         ]
+    lines += reproducer_lines([step.operation for step in steps])
     for snap, directory in fixtures.items():
         lines.append(f"# fixture {snap.name} {snap.version} (epoch: {snap.epoch_yaml or '0'})")
         lines += _write_tree_commands(directory, snap)
@@ -427,6 +430,9 @@ def spread_task(history: dict[str, Any], summary: str) -> tuple[str, dict[str, s
         for relative, (content, _mode) in snap_tree(fixture_spec(snap)).items():
             files[f"{directory}/{relative}"] = content.decode("utf-8")
     prepare = ["# hooks and the app are shell scripts: keep them executable after checkout"]
+    fault_files, fault_prepare = spread_files([step.operation for step in steps])
+    files.update(fault_files)
+    prepare += fault_prepare
     for directory in fixtures.values():
         prepare.append(f"chmod -R a+rx {shlex.quote(directory)}/meta {shlex.quote(directory)}/bin")
         prepare.append(

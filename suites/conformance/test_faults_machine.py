@@ -1,0 +1,56 @@
+"""The state machine with the fault rule (issue 10 §3): SnapdMachine's rules (local installs and
+refreshes across epochs, hooks that fail, parallel instances, reverts, removes, retain) plus
+"the next step is killed at point P" (conformance/machine_faults.py). Every interrupted step is
+judged against the outcomes the model allows; a divergence is shrunk by replay (the history
+carries the kill point) and written out with its reproducers under artifacts/faults-machine/.
+
+Under the dev and ci profiles it runs 2 examples of 12 steps (a couple of minutes);
+`HYPOTHESIS_PROFILE=soak` (or nightly) runs the profile's own counts, and its summary.json
+lists the kill points reached and the outcomes seen as coverage labels."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import Phase, settings
+
+from snapconform.conformance.machine import recorded_machine
+from snapconform.conformance.machine_faults import FaultySnapdMachine
+
+pytestmark = pytest.mark.conformance
+
+LONG_PROFILES = ("soak", "nightly")
+SHORT = (
+    {}
+    if os.environ.get("HYPOTHESIS_PROFILE") in LONG_PROFILES
+    else {
+        "max_examples": 2,
+        "stateful_step_count": 12,
+    }
+)
+
+
+class TestSnapdKilledMidChangeFollowsTheModel(FaultySnapdMachine.TestCase):
+    settings = settings(
+        settings.default,
+        phases=settings.default.phases
+        if os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+        else [Phase.explicit, Phase.reuse, Phase.generate],
+        **SHORT,
+    )
+
+    @pytest.fixture(autouse=True)
+    def _drive(self, request, host_session, artifacts_dir, record_property):
+        def failed() -> bool:
+            report = getattr(request.node, "report_call", None)
+            return report is not None and report.failed
+
+        with recorded_machine(
+            FaultySnapdMachine,
+            host_session,
+            artifacts_dir / "faults-machine",
+            record_property=record_property,
+            failed=failed,
+        ):
+            yield
