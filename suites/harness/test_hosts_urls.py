@@ -88,7 +88,8 @@ def test_qemu() -> None:
     assert isinstance(host, QemuHost)
     assert host.release == "bookworm"
     assert host.offline is True
-    assert host.describe()["status"] == "not built"
+    assert host.describe()["kind"] == "qemu"
+    assert host.describe()["network"] == "none (-nic none)"
 
 
 def test_spec_fields() -> None:
