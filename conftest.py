@@ -200,8 +200,8 @@ def pytest_configure_node(node: Any) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object | None) -> None:
     """(xdist controller) A worker ended: its slot is free again. A worker that died (killed,
-    crashed) could not stop its containers: remove what it left now (cleanup's sweep of records
-    whose owner is gone) and say what remains in its leftovers.json."""
+    crashed) could not stop its containers: remove what they left now (their records under
+    /run/snapconform name it) and say what remains in its leftovers.json."""
     config = node.config
     slot = getattr(node, "workerinput", {}).get(HOST_SLOT)
     free = config.stash.get(_FREE_SLOTS, None)
@@ -215,11 +215,10 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         pid = int(json.loads((directory / WORKER_RECORD).read_text())["pid"])
     except (OSError, ValueError, KeyError):
         return
-    from snapconform.hosts.cleanup import leftovers, sweep
+    from snapconform.hosts.cleanup import leftovers
 
-    if os.geteuid() == 0:
-        for action in sweep():
-            config.get_terminal_writer().line(f"snapconform: cleanup of worker {pid}: {action}")
+    for action in remove_dead_workers_containers(pid):
+        config.get_terminal_writer().line(f"snapconform: cleanup of worker {pid}: {action}")
     found = leftovers(pid)
     found.pop("orphaned_loop_devices")  # any run's, not told apart (see cleanup.leftovers)
     report = {"owner": pid, "worker": str(node.gateway.id), "died": str(error)[:500], **found}
@@ -230,6 +229,33 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
             pytest.PytestWarning(f"worker {node.gateway.id} left behind: " + "; ".join(left)),
             stacklevel=1,
         )
+
+
+def remove_dead_workers_containers(pid: int, wait: float = 10.0) -> list[str]:
+    """Remove the container records (processes, cgroups, mounts, loop devices) of the worker
+    `pid`, once it is gone; nobody else's (container IDs start with their owner's PID)."""
+    import time
+
+    from snapconform.hosts.nspawn_records import (
+        STATE_ROOT,
+        read_pid,
+        remove_record,
+        same_process,
+    )
+
+    records = sorted(r for r in STATE_ROOT.glob(f"{pid}-*") if r.is_dir())
+    if not records or os.geteuid() != 0:
+        return []
+    owner = read_pid(records[0], "owner")
+    deadline = time.monotonic() + wait
+    while owner and same_process(*owner) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if owner and same_process(*owner):
+        return [f"worker {pid} still runs: its containers are left to it"]
+    actions: list[str] = []
+    for record in records:
+        actions += remove_record(record)
+    return actions
 
 
 def worker_configured(config: pytest.Config) -> None:
