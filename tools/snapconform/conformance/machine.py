@@ -367,6 +367,20 @@ class MachineBase(RuleBasedStateMachine):
         assert instance is not None
         self.do(Remove(instance, purge=purge))
 
+    @precondition(lambda self: self.any_installed())
+    @rule(host_snap=st.sampled_from(("core", "snapd")))
+    def remove_host_snap(self, host_snap: str) -> None:
+        """Remove a snap the host had: snapd's in-use refusal (model/snapd_host.py). Only while
+        the model predicts a refusal: from 2.62 an unused core goes, and offline it cannot
+        come back."""
+        try:
+            refused = model.remove(self.state, host_snap).error is not None
+        except model.ModelGap:
+            return
+        if self.installed(host_snap) is not None and refused:
+            self.do(Remove(host_snap))
+            self.recorder.count("host snap removal refused")
+
     @rule(value=st.sampled_from(("2", "3", "1", "21", "two")))
     def set_retain(self, value: str) -> None:
         self.do(SetSystem("refresh.retain", value))

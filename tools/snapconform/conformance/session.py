@@ -353,6 +353,8 @@ class ConformanceRun:
         state = model.new_state(snapd_version=session.snapd_version)
         if session.first_observation is not None:  # the host's own snaps (snapd_host.py)
             state = seed_from_host(state, session.first_observation)
+        # Snaps on the host before this run: never removed by close().
+        self.host_snaps = frozenset(inst.name for inst in state.instances)
         for key, value in session.baseline.items():
             if value is not None:  # the host's own setting, e.g. a borrowed VM's retain
                 state = model.set_config(state, key, value).state
@@ -537,6 +539,8 @@ class ConformanceRun:
         Every instance the run touched, not only those the model holds: after a divergence
         snapd may hold more (a remove of one not installed prints a line and exits 0)."""
         for name in self.known_instances:
+            if name in self.host_snaps:
+                continue  # the host's own (core, snapd, a borrowed VM's snaps) stay
             try:
                 removed = self.client.remove(name, purge=True)
             except (HostError, CommandTimeout):
