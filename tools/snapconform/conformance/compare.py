@@ -15,6 +15,8 @@ from snapconform.harness.observe import InstanceObservation, Observation
 from snapconform.harness.operations import SnapCommandResult, normalise_whitespace
 from snapconform.model import snapd as model
 from snapconform.model.epoch import Epoch, EpochError
+from snapconform.model.snapd_interfaces import visible_connections
+from snapconform.model.snapd_services import expected_services
 
 # Entries snapd keeps beside the revision directories of an installed instance.
 INSTANCE_DIR_EXTRAS = frozenset({"common", "current"})
@@ -124,8 +126,10 @@ def compare_instance(
     sequence = tuple(rev.revision for rev in expected.sequence)
     if sequence != observed.sequence:
         mismatches.append(Mismatch(f"{name}.sequence", sequence, observed.sequence))
-    if expected.current != observed.current:
-        mismatches.append(Mismatch(f"{name}.current", expected.current, observed.current))
+    # A disabled snap has no active revision; the observer reads its current one (snap_current).
+    observed_current = observed.current or observed.snap_current
+    if expected.current != observed_current:
+        mismatches.append(Mismatch(f"{name}.current", expected.current, observed_current))
     if expected.channel != observed.tracking_channel:
         mismatches.append(Mismatch(f"{name}.channel", expected.channel, observed.tracking_channel))
     for rev in expected.sequence:
@@ -133,7 +137,7 @@ def compare_instance(
         if seen is None:
             continue  # already reported through the sequence
         where = f"{name}[{rev.revision}]"
-        status = "active" if rev.revision == expected.current else "installed"
+        status = "active" if rev.revision == expected.current and expected.active else "installed"
         if status != seen.status:
             mismatches.append(Mismatch(f"{where}.status", status, seen.status))
         if rev.version != seen.version:
@@ -148,6 +152,8 @@ def compare_instance(
     if expected.common != observed.common:
         mismatches.append(Mismatch(f"{name}.common", expected.common, observed.common))
     dirs = frozenset(sequence) | INSTANCE_DIR_EXTRAS
+    if not expected.active:
+        dirs -= {"current"}  # `snap disable` unlinks /var/snap/NAME/current too (observed)
     if dirs != observed.data_dirs:
         mismatches.append(Mismatch(f"{name}.data_dirs", dirs, observed.data_dirs))
     return mismatches
@@ -183,4 +189,38 @@ def compare_step(
             outcome.state.instance(name), observation.instances.get(name), name
         )
     mismatches += compare_hooks(outcome, observation)
+    mismatches += compare_services_and_connections(outcome.state, observation, instances)
+    return mismatches
+
+
+def compare_services_and_connections(
+    state: model.SnapdState, observation: Observation, instances: Sequence[str]
+) -> list[Mismatch]:
+    """Per installed instance: enabled or disabled (`NAME.enabled`) and its services' enabled
+    and active flags (`NAME.services`); then the established connections that touch the
+    instances (`connections`). The rules: model/snapd_services.py, snapd_interfaces.py."""
+    mismatches = []
+    for name in instances:
+        expected, seen = state.instance(name), observation.instances.get(name)
+        if expected is None or seen is None or not seen.installed:
+            continue  # compare_instance reports installed/not installed
+        if seen.snap_enabled is not None and expected.active != seen.snap_enabled:
+            mismatches.append(Mismatch(f"{name}.enabled", expected.active, seen.snap_enabled))
+        predicted = tuple(
+            (s.name, s.daemon, s.enabled, s.active) for s in expected_services(expected)
+        )
+        observed = tuple((s.name, s.daemon, s.enabled, s.active) for s in seen.services)
+        if predicted != observed:
+            mismatches.append(Mismatch(f"{name}.services", predicted, observed))
+    touched = set(instances)
+    predicted_connections = tuple(
+        sorted(
+            (c.plug_snap, c.plug, c.slot_snap, c.slot)
+            for c in visible_connections(state)
+            if c.plug_snap in touched or c.slot_snap in touched
+        )
+    )
+    observed_connections = tuple(sorted(c[:4] for c in observation.connections))
+    if predicted_connections != observed_connections:
+        mismatches.append(Mismatch("connections", predicted_connections, observed_connections))
     return mismatches

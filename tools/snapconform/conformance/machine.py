@@ -21,6 +21,7 @@ from hypothesis import event, note, reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from snapconform.conformance.machine_services import ServicesRules
 from snapconform.conformance.operations import (
     InstallFile,
     Operation,
@@ -404,8 +405,9 @@ class MachineBase(RuleBasedStateMachine):
             self.session.broken = True
 
 
-class SnapdMachine(MachineBase):
-    """Local snaps: installs and refreshes of generated fixture files (`--dangerous`)."""
+class SnapdMachine(ServicesRules, MachineBase):
+    """Local snaps: installs and refreshes of generated fixture files (`--dangerous`), with
+    services, disable/enable and a content connection (machine_services.ServicesRules)."""
 
     def snap(
         self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]

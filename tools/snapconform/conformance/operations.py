@@ -11,7 +11,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from snapconform.harness.fixtures import FixtureSpec, HookBehaviour
+from snapconform.harness.fixtures import (
+    ContentEndpoint,
+    FixtureSpec,
+    HookBehaviour,
+    ServiceBehaviour,
+)
 from snapconform.harness.operations import SnapClient, SnapCommandResult
 from snapconform.model import snapd as model
 
@@ -27,7 +32,45 @@ def fixture_spec(snap: model.SnapFile) -> FixtureSpec:
         version=snap.version,
         epoch_yaml=snap.epoch_yaml,
         hooks=tuple(HookBehaviour(hook.name, hook.fails_with, hook.marker) for hook in snap.hooks),
+        **services_fixture_fields(snap),
     )
+
+
+def services_fixture_fields(snap: model.SnapFile) -> dict[str, Any]:
+    """FixtureSpec's services and content plugs/slots for ``snap`` (none: no keys, so a spec
+    without them is the same as before)."""
+    fields: dict[str, Any] = {}
+    if snap.services:
+        fields["services"] = tuple(
+            ServiceBehaviour(s.name, s.daemon, s.fails) for s in snap.services
+        )
+    if snap.content_plugs:
+        fields["content_plugs"] = tuple(
+            ContentEndpoint(e.name, e.content) for e in snap.content_plugs
+        )
+    if snap.content_slots:
+        fields["content_slots"] = tuple(
+            ContentEndpoint(e.name, e.content) for e in snap.content_slots
+        )
+    return fields
+
+
+def services_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """SnapFile's services and content plugs/slots from its JSON (absent in older histories)."""
+    return {
+        "services": tuple(
+            model.ServicePlan(s["name"], s.get("daemon", "simple"), s.get("fails", False))
+            for s in data.get("services", [])
+        ),
+        "content_plugs": tuple(
+            model.ContentEndpointPlan(e["name"], e.get("content", "scs-content"))
+            for e in data.get("content_plugs", [])
+        ),
+        "content_slots": tuple(
+            model.ContentEndpointPlan(e["name"], e.get("content", "scs-content"))
+            for e in data.get("content_slots", [])
+        ),
+    }
 
 
 def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
@@ -39,6 +82,7 @@ def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
             model.HookPlan(hook["name"], hook.get("fails_with"), hook.get("marker"))
             for hook in data.get("hooks", [])
         ),
+        **services_from_json(data),
     )
 
 

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Operation kinds defined outside operations.py register themselves when imported; a run
+# must know them all (histories round-trip through JSON).
+import snapconform.conformance.ops_interfaces
+import snapconform.conformance.ops_services  # noqa: F401 (each import binds `snapconform`)
 from snapconform.conformance import ops_faults  # noqa: F401 (registers "interrupted" for JSON)
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
 from snapconform.conformance.host_seed import seed_from_host
@@ -25,7 +29,7 @@ from snapconform.conformance.known import KNOWN_DIVERGENCES, KnownDivergence, ex
 from snapconform.conformance.operations import Operation, SetSystem, fixture_spec
 from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.fixtures import build_snap
-from snapconform.harness.observe import Observation, ObservationError, Observer
+from snapconform.harness.observe import InstanceObservation, Observation, ObservationError, Observer
 from snapconform.harness.operations import REMOTE_SNAP_DIR, SnapClient, SnapCommandResult
 from snapconform.harness.shell import CommandTimeout, Shell
 from snapconform.hosts.base import Host, HostError, HostSpec, open_host
@@ -146,8 +150,19 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
             },
             "common": None if seen.common is None else sorted(seen.common),
             "trash": sorted(seen.trash),
+            **services_state(seen, observation),
         }
     return state
+
+
+def services_state(seen: InstanceObservation, observation: Observation) -> dict[str, Any]:
+    """`enabled` (snap disable), `services` ([name, daemon, enabled, active]) and the
+    established `connections` touching the instance ([plug snap, plug, slot snap, slot])."""
+    return {
+        "enabled": seen.snap_enabled,
+        "services": [[s.name, s.daemon, s.enabled, s.active] for s in seen.services],
+        "connections": [list(c[:4]) for c in observation.connections if seen.name in (c[0], c[2])],
+    }
 
 
 def store_tier_url(url: str) -> str:

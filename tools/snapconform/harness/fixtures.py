@@ -141,6 +141,57 @@ class HookBehaviour:
         return self.fails_with is not None
 
 
+SERVICES_DIR = "bin/services"
+SERVICE_DAEMONS = ("simple", "oneshot")
+# App and slot/plug names: snap/validate.go validAppName / plug and slot names (lower case).
+_ENDPOINT_NAME_RE = re.compile(r"[a-z](?:-?[a-z0-9])*")
+# Where a content plug's target and a content slot's shared directory are, inside the snap.
+CONTENT_PLUG_DIR = "content-in"
+CONTENT_SLOT_DIR = "content-out"
+
+
+@dataclass(frozen=True)
+class ServiceBehaviour:
+    """One service of a fixture snap (an app with `daemon:`; script: templates/service.sh).
+
+    ``simple`` runs until stopped; ``oneshot`` exits at once, with 0 or, when ``fails``, 1 (so
+    `systemctl start` fails). Neither writes any data. A simple service that fails would race
+    systemd, so only a oneshot may fail.
+    """
+
+    name: str
+    daemon: str = "simple"
+    fails: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _ENDPOINT_NAME_RE.fullmatch(self.name):
+            raise ValueError(f"ServiceBehaviour.name: {self.name!r} must be a-z, 0-9 and '-'")
+        if self.name == APP_NAME:
+            raise ValueError(f"ServiceBehaviour.name: {APP_NAME!r} is the fixture's own app")
+        if self.daemon not in SERVICE_DAEMONS:
+            raise ValueError(f"ServiceBehaviour.daemon: {self.daemon!r} not in {SERVICE_DAEMONS}")
+        if self.fails and self.daemon != "oneshot":
+            raise ValueError("ServiceBehaviour.fails: only a oneshot service may fail")
+
+
+@dataclass(frozen=True)
+class ContentEndpoint:
+    """A `content` interface plug or slot named ``name`` sharing the content tag ``content``.
+
+    A plug mounts the slot's shared directory on $SNAP/content-in; a slot shares
+    $SNAP/content-out (both directories are in the snap).
+    """
+
+    name: str
+    content: str = "scs-content"
+
+    def __post_init__(self) -> None:
+        for what in ("name", "content"):
+            value = getattr(self, what)
+            if not isinstance(value, str) or not _ENDPOINT_NAME_RE.fullmatch(value):
+                raise ValueError(f"ContentEndpoint.{what}: {value!r} must be a-z, 0-9 and '-'")
+
+
 @dataclass(frozen=True)
 class FixtureSpec:
     """What a fixture snap is. Frozen and hashable, so it can key caches and sets.
@@ -158,6 +209,9 @@ class FixtureSpec:
     hooks: tuple[HookBehaviour, ...] = field(default=())
     extra_yaml: str = ""
     confinement: str = "strict"
+    services: tuple[ServiceBehaviour, ...] = field(default=())
+    content_plugs: tuple[ContentEndpoint, ...] = field(default=())
+    content_slots: tuple[ContentEndpoint, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
@@ -201,6 +255,12 @@ class FixtureSpec:
             raise ValueError(f"FixtureSpec.hooks: hook listed twice: {', '.join(duplicates)}")
         # Frozen: normalise through object.__setattr__ (a list in, a sorted tuple kept).
         object.__setattr__(self, "hooks", tuple(sorted(hooks, key=lambda hook: hook.name)))
+        _check_named("services", self.services, ServiceBehaviour)
+        _check_named("content_plugs", self.content_plugs, ContentEndpoint)
+        _check_named("content_slots", self.content_slots, ContentEndpoint)
+        for what in ("services", "content_plugs", "content_slots"):
+            items = tuple(sorted(getattr(self, what), key=lambda item: item.name))
+            object.__setattr__(self, what, items)
 
     def hook(self, name: str) -> HookBehaviour | None:
         """The behaviour of hook ``name``, or None when the snap has no such hook."""
@@ -212,6 +272,17 @@ class FixtureSpec:
     @property
     def hook_names(self) -> tuple[str, ...]:
         return tuple(hook.name for hook in self.hooks)
+
+
+def _check_named(what: str, items: object, kind: type) -> None:
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        raise ValueError(f"FixtureSpec.{what}: expected a tuple of {kind.__name__}")
+    items = tuple(items)
+    if not all(isinstance(item, kind) for item in items):
+        raise ValueError(f"FixtureSpec.{what}: every item must be a {kind.__name__}")
+    names = [item.name for item in items]  # type: ignore[attr-defined]
+    if len(set(names)) != len(names):
+        raise ValueError(f"FixtureSpec.{what}: a name is listed twice in {names}")
 
 
 def yaml_quote(text: str) -> str:
@@ -255,10 +326,32 @@ def snap_yaml(spec: FixtureSpec) -> str:
         f"  {APP_NAME}:",
         f"    command: {APP_PATH}",
     ]
+    for service in spec.services:
+        lines += [
+            f"  {service.name}:",
+            f"    command: {SERVICES_DIR}/{service.name}",
+            f"    daemon: {service.daemon}",
+        ]
+    lines += _content_yaml("plugs", spec.content_plugs, f"target: $SNAP/{CONTENT_PLUG_DIR}")
+    lines += _content_yaml("slots", spec.content_slots, f"read: [$SNAP/{CONTENT_SLOT_DIR}]")
     text = "\n".join(lines) + "\n"
     if spec.extra_yaml:
         text += spec.extra_yaml if spec.extra_yaml.endswith("\n") else spec.extra_yaml + "\n"
     return text
+
+
+def _content_yaml(key: str, endpoints: tuple[ContentEndpoint, ...], where: str) -> list[str]:
+    if not endpoints:
+        return []
+    lines = [f"{key}:"]
+    for endpoint in endpoints:
+        lines += [
+            f"  {endpoint.name}:",
+            "    interface: content",
+            f"    content: {endpoint.content}",
+            f"    {where}",
+        ]
+    return lines
 
 
 def _template(name: str) -> str:
@@ -298,6 +391,18 @@ def hook_script(hook: HookBehaviour) -> str:
     )
 
 
+def service_script(service: ServiceBehaviour) -> str:
+    """The text of bin/services/NAME for ``service``."""
+    return _fill(
+        "service.sh",
+        {
+            "SERVICE_NAME": service.name,
+            "SERVICE_DAEMON": service.daemon,
+            "SERVICE_FAILS": "yes" if service.fails else "no",
+        },
+    )
+
+
 def app_script() -> str:
     """The text of the `mark` app (no placeholders: the same for every fixture)."""
     return _fill("app.sh", {})
@@ -314,6 +419,14 @@ def snap_tree(spec: FixtureSpec) -> dict[str, tuple[bytes, int]]:
         if hook.fails_with is not None:
             message = hook.fails_with.encode("utf-8")
             tree[f"{HOOK_MESSAGES_DIR}/{hook.name}.stderr"] = (message, DATA_MODE)
+    for service in spec.services:
+        script = service_script(service).encode("utf-8")
+        tree[f"{SERVICES_DIR}/{service.name}"] = (script, EXECUTABLE_MODE)
+    # The content directories exist in the snap (a mount point must): a file keeps each.
+    if spec.content_plugs:
+        tree[f"{CONTENT_PLUG_DIR}/.keep"] = (b"", DATA_MODE)
+    if spec.content_slots:
+        tree[f"{CONTENT_SLOT_DIR}/shared"] = (b"shared by a content slot\n", DATA_MODE)
     return dict(sorted(tree.items()))
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import replace
 
 from snapconform.model import snapd_host as host
+from snapconform.model import snapd_interfaces as interfaces
+from snapconform.model import snapd_services as services
 from snapconform.model import snapd_text as text
 from snapconform.model.epoch import Epoch, EpochError
 from snapconform.model.snapd_changes import HookLog as _HookLog
@@ -30,9 +32,13 @@ from snapconform.model.snapd_changes import refresh_to as _refresh
 from snapconform.model.snapd_changes import refused as _refused
 from snapconform.model.snapd_changes import valid_snap_name as _valid_snap_name
 from snapconform.model.snapd_changes import without as _without
+from snapconform.model.snapd_interfaces import connect, disconnect
+from snapconform.model.snapd_services import disable, enable, start_service, stop_service
 from snapconform.model.snapd_state import (
     DEFAULT_RETAIN,
     LOCAL_REVISION,
+    Connection,
+    ContentEndpointPlan,
     ContextEntry,
     ExpectedError,
     HookPlan,
@@ -42,6 +48,7 @@ from snapconform.model.snapd_state import (
     Outcome,
     RefreshFailure,
     RevisionState,
+    ServicePlan,
     SnapdState,
     SnapFile,
     StoreAction,
@@ -60,6 +67,8 @@ from snapconform.model.snapd_store import (
 from snapconform.model.store_catalog import StoreCatalog, StoreResult, offering
 
 __all__ = [
+    "Connection",
+    "ContentEndpointPlan",
     "ContextEntry",
     "ExpectedError",
     "HookPlan",
@@ -69,13 +78,18 @@ __all__ = [
     "Outcome",
     "RefreshFailure",
     "RevisionState",
+    "ServicePlan",
     "SnapFile",
     "SnapdState",
     "StoreAction",
     "StoreCatalog",
     "StoreRequest",
     "StoreResult",
+    "connect",
     "describe",
+    "disable",
+    "disconnect",
+    "enable",
     "full_channel",
     "install",
     "install_missing_file",
@@ -88,6 +102,8 @@ __all__ = [
     "revert",
     "run_app",
     "set_config",
+    "start_service",
+    "stop_service",
     "store_install",
     "store_refresh",
     "switch_channel",
@@ -221,7 +237,19 @@ def install(
             text.INSTALL_FILE_PREFIX + text.RESERVED_SYSTEM,
             "refused: 'system' is reserved (snapstate.go doInstall)",
         )
-    revision = RevisionState(_next_local_revision(existing), epoch, snap.version, snap.hooks)
+    if existing is not None and (
+        refusal := services.disabled_refresh_refusal(state, existing, from_file=True)
+    ):
+        return refusal
+    revision = RevisionState(
+        _next_local_revision(existing),
+        epoch,
+        snap.version,
+        snap.hooks,
+        services=snap.services,
+        content_plugs=snap.content_plugs,
+        content_slots=snap.content_slots,
+    )
     if existing is None:
         return _fresh_install(state, instance_name, snap.name, revision)
     return _refresh(state, existing, revision, is_new=True)
@@ -287,6 +315,9 @@ def _refresh_local(state: SnapdState, found: InstanceState, target: RevisionStat
             "refused: refreshing an instance with a key needs experimental.parallel-instances "
             "(snapstate.go earlyChecks)",
         )
+    refusal = services.disabled_refresh_refusal(state, found, from_file=False)
+    if refusal is not None:
+        return refusal
     current = found.current_revision
     if not target.epoch.can_read(current.epoch):
         desc = "local snap" if target.is_local else f"new revision {target.revision}"
@@ -347,19 +378,44 @@ def revert(state: SnapdState, instance: str, revision: str | None = None) -> Out
                 f"refused: {revision} is not in the sequence (RevertToRevision)",
             )
         target = maybe_target
+    if not found.active:
+        return _refused(
+            state,
+            "inactive-snap",
+            prefix + text.INACTIVE_REVERT,
+            f"refused: {instance} is disabled (snapstate.go RevertToRevision)",
+        )
     log = _HookLog(found.name)
-    reverted = replace(found, current=target.revision)
+    new_runs = services.started(instance, target, found.disabled_services)
+    old_runs = services.started(instance, found.current_revision, found.disabled_services)
+    service = services.failing_start(target, found.disabled_services)
+    if service is not None:
+        return services.start_failed(
+            state.with_instance(services.services_restarted(found)),
+            instance,
+            target.revision,
+            service,
+            (),
+            f"start-snap-services failed on {service.name} in {target.revision}, so the revert "
+            f"was undone: {found.current} is current again and its services run again "
+            "(handlers.go startSnapServices, undoStopSnapServices)",
+            service_runs=new_runs + old_runs,
+        )
+    reverted = services.services_restarted(replace(found, current=target.revision))
     for hook in ("configure", "check-health"):
         failure = log.run(target, hook)
         reverted = log.mark(reverted)
         if failure:
             # The revert is undone but the hook's writes to the target's data stay.
-            return _hook_failed(
-                state.with_instance(replace(reverted, current=found.current)),
-                log,
-                failure,
-                f"{hook} failed in {target.revision} during the revert, so the revert was undone "
-                f"and {found.current} stays current; reverts copy no data",
+            return services.with_service_runs(
+                _hook_failed(
+                    state.with_instance(replace(reverted, current=found.current)),
+                    log,
+                    failure,
+                    f"{hook} failed in {target.revision} during the revert, so the revert was "
+                    f"undone and {found.current} stays current; reverts copy no data",
+                ),
+                new_runs + old_runs,
             )
     return Outcome(
         state.with_instance(reverted),
@@ -425,11 +481,12 @@ def _remove_all(
 ) -> Outcome:
     """The remove hook runs in current (failure ignored), then every revision and common go."""
     log = _HookLog(instance.name)
-    log.run(instance.current_revision, "remove")  # IgnoreError: hookstate/hooks.go
+    if instance.active:  # a disabled snap's remove runs no hook (snapstate.go removeTasks)
+        log.run(instance.current_revision, "remove")  # IgnoreError: hookstate/hooks.go
     others = [rev for rev in reversed(instance.revisions) if rev != instance.current]
     snapshot = "no snapshot (--purge)" if purge else "an automatic snapshot"
     return Outcome(
-        state.without_instance(instance.name),
+        interfaces.drop_connections_of(state.without_instance(instance.name), instance.name),
         None,
         tuple(log.runs),
         f"{how} of {instance.name}: the remove hook runs in {instance.current} and its failure "
@@ -499,6 +556,8 @@ def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
             f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo; "
             "a prediction)",
         )
+    if not found.active:
+        return services.run_disabled(state, found)
     host.require_known_apps(found)
     data = dict(found.data)
     data[found.current] = data[found.current] | {marker}

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 
+from snapconform.model import snapd_services as services
 from snapconform.model import snapd_text as text
 from snapconform.model.snapd_host import require_known_hook
 from snapconform.model.snapd_state import (
@@ -160,6 +161,18 @@ def fresh_install(
                 f"nothing of {instance_name} is left, SNAP_COMMON included "
                 "(backend/copydata.go UndoCopySnapData)",
             )
+        if hook == "install" and (service := services.failing_start(revision)):
+            return services.start_failed(
+                state,
+                instance_name,
+                services.start_label(revision, from_file=revision.is_local),
+                service,
+                tuple(log.runs),
+                f"start-snap-services failed on {service.name} after the install hook, so the "
+                f"whole install was undone: nothing of {instance_name} is left "
+                "(handlers.go startSnapServices)",
+                service_runs=services.started(instance_name, revision),
+            )
     instance = log.mark(
         InstanceState(
             instance_name,
@@ -176,6 +189,7 @@ def fresh_install(
         tuple(log.runs),
         f"installed {instance_name} {revision.revision}: a first sideload is x1 and runs "
         "install then configure in the new revision (snapstate.go doInstall)",
+        service_runs=services.started(instance_name, revision),
     )
 
 
@@ -242,16 +256,36 @@ def refresh_to(
     failure = log.run(target, "post-refresh")
     linked = log.mark(linked)
     # An undone refresh drops or restores the target's data; SNAP_COMMON keeps what was written.
-    rolled_back = replace(instance, common=linked.common)
+    rolled_back = services.services_restarted(replace(instance, common=linked.common))
+    # Who runs: the target's services once linked, the old ones again when the change is undone.
+    new_runs = services.started(instance.name, target, instance.disabled_services)
+    old_runs = services.started(instance.name, old, instance.disabled_services)
     if failure:
-        return hook_failed(
-            state.with_instance(rolled_back),
-            log,
-            failure,
-            f"post-refresh failed in {target.revision}, so the refresh {where} was undone: "
-            f"{old.revision} is current again with its data as it was and {undone_data}; "
-            "SNAP_COMMON is shared and not rolled back",
+        return services.with_service_runs(
+            hook_failed(
+                state.with_instance(rolled_back),
+                log,
+                failure,
+                f"post-refresh failed in {target.revision}, so the refresh {where} was undone: "
+                f"{old.revision} is current again with its data as it was and {undone_data}; "
+                "SNAP_COMMON is shared and not rolled back",
+            ),
+            old_runs,
         )
+    service = services.failing_start(target, instance.disabled_services)
+    if service is not None:
+        return services.start_failed(
+            state.with_instance(rolled_back),
+            instance.name,
+            services.start_label(target, from_file=is_new and target.is_local),
+            service,
+            tuple(log.runs),
+            f"start-snap-services failed on {service.name} in {target.revision}, so the refresh "
+            f"{where} was undone: {old.revision} is current again with its data and its services "
+            "started again (handlers.go startSnapServices, undoStopSnapServices)",
+            service_runs=new_runs + old_runs,
+        )
+    linked = services.services_restarted(linked)
     discarded = tuple(gc_discards(instance, target.revision, is_new, state.retain))
     for hook in ("configure", "check-health"):
         failure = log.run(target, hook)
@@ -267,6 +301,7 @@ def refresh_to(
                 f"collection had already discarded {names(discarded)}, which has no undo "
                 "(snapmgr.go discard-snap; a prediction)",
                 discarded,
+                service_runs=new_runs + old_runs,
             )
     return Outcome(
         state.with_instance(without(linked, discarded)),
@@ -276,4 +311,5 @@ def refresh_to(
         f"copied to {target.revision}, post-refresh and configure in {target.revision}; "
         f"refresh.retain={state.retain} discarded {names(discarded)} (snapstate.go doInstall)",
         discarded,
+        service_runs=new_runs,
     )

@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_RETAIN",
     "LOCAL_REVISION",
     "STORE_REVISION",
+    "Connection",
+    "ContentEndpointPlan",
     "ContextEntry",
     "DeviceModel",
     "ExpectedError",
@@ -39,6 +41,7 @@ __all__ = [
     "Outcome",
     "RefreshFailure",
     "RevisionState",
+    "ServicePlan",
     "SnapFile",
     "SnapdState",
     "StoreAction",
@@ -70,6 +73,16 @@ class HookPlan:
     marker: str | None = None
 
 
+def _sort_by_name(owner: object, fields: tuple[str, ...]) -> None:
+    """Keep each named tuple sorted by name, each name once (frozen: object.__setattr__)."""
+    for name in fields:
+        items = tuple(sorted(getattr(owner, name), key=lambda item: item.name))
+        names = [item.name for item in items]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{type(owner).__name__}.{name}: a name is listed twice in {names}")
+        object.__setattr__(owner, name, items)
+
+
 def _find_hook(hooks: tuple[HookPlan, ...], name: str) -> HookPlan | None:
     return next((hook for hook in hooks if hook.name == name), None)
 
@@ -83,6 +96,39 @@ def _check_hooks(hooks: Iterable[HookPlan], owner: str) -> tuple[HookPlan, ...]:
 
 
 @dataclass(frozen=True)
+class ServicePlan:
+    """An app with `daemon: simple|oneshot` in the snap (model/snapd_services.py has the rules).
+
+    ``fails``: a oneshot that exits 1, so `systemctl start` of it fails.
+    """
+
+    name: str
+    daemon: str = "simple"
+    fails: bool = False
+
+
+@dataclass(frozen=True)
+class ContentEndpointPlan:
+    """A `content` interface plug or slot of the snap (model/snapd_interfaces.py)."""
+
+    name: str
+    content: str = "scs-content"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An interface connection snapd holds in its state, plug side first."""
+
+    plug_snap: str
+    plug: str
+    slot_snap: str
+    slot: str
+
+    def __str__(self) -> str:
+        return f"{self.plug_snap}:{self.plug} {self.slot_snap}:{self.slot}"
+
+
+@dataclass(frozen=True)
 class SnapFile:
     """A .snap built from this description (type: app, no base:, one app `mark`)."""
 
@@ -90,9 +136,13 @@ class SnapFile:
     version: str
     epoch_yaml: str | None = None  # literal text after `epoch: ` in snap.yaml; None = no key
     hooks: tuple[HookPlan, ...] = ()
+    services: tuple[ServicePlan, ...] = ()
+    content_plugs: tuple[ContentEndpointPlan, ...] = ()
+    content_slots: tuple[ContentEndpointPlan, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hooks", _check_hooks(self.hooks, "SnapFile.hooks"))
+        _sort_by_name(self, ("services", "content_plugs", "content_slots"))
 
     def hook(self, name: str) -> HookPlan | None:
         return _find_hook(self.hooks, name)
@@ -107,6 +157,9 @@ class RevisionState:
     version: str
     hooks: tuple[HookPlan, ...] = ()
     channel: str | None = None  # the store's effective channel for it; None for a sideload
+    services: tuple[ServicePlan, ...] = ()
+    content_plugs: tuple[ContentEndpointPlan, ...] = ()
+    content_slots: tuple[ContentEndpointPlan, ...] = ()
     # What snap.yaml says (fixture files: an app with no base:, which means core); a snap the
     # host had before the run may be anything (model/snapd_host.py).
     snap_type: str = "app"
@@ -117,6 +170,7 @@ class RevisionState:
     def __post_init__(self) -> None:
         check_revision(self.revision)
         object.__setattr__(self, "hooks", _check_hooks(self.hooks, "RevisionState.hooks"))
+        _sort_by_name(self, ("services", "content_plugs", "content_slots"))
 
     def hook(self, name: str) -> HookPlan | None:
         return _find_hook(self.hooks, name)
@@ -150,6 +204,14 @@ class InstanceState:
     common: frozenset[str] = frozenset()
     channel: str | None = None  # tracking channel, full form (latest/stable); None: a sideload
     refresh_failure: RefreshFailure | None = None
+    # `snap disable` (model/snapd_services.py): False while the snap is disabled.
+    active: bool = True
+    # Services the user disabled (`snap stop --disable`); snapd keeps them disabled across
+    # refreshes, reverts and disable/enable (snapstate LastActiveDisabledServices).
+    disabled_services: frozenset[str] = frozenset()
+    # Services stopped with `snap stop` (still enabled): started again by the next change that
+    # starts the snap's services.
+    stopped_services: frozenset[str] = frozenset()
     # On the host before the run began (seeded from it, model/snapd_host.py), not a fixture.
     preinstalled: bool = False
 
@@ -227,6 +289,8 @@ class SnapdState:
     retain: int = DEFAULT_RETAIN
     parallel_instances: bool = False
     instances: tuple[InstanceState, ...] = ()
+    # Interface connections in snapd's state (model/snapd_interfaces.py).
+    connections: frozenset[Connection] = frozenset()
     # The model assertion (model/snapd_host.py: the in-use rules of snap removal).
     device: DeviceModel = DeviceModel()
 
@@ -333,6 +397,9 @@ class Outcome:
     notices: tuple[str, ...] = field(default=())
     # The POST /v2/snaps/refresh requests snapd sends for this operation, in order.
     store_requests: tuple[StoreRequest, ...] = field(default=())
+    # The services this operation started, each as (instance, service, revision): every start
+    # is a `snap run` as root, which makes root's user data dirs (model/snapd_services.py).
+    service_runs: tuple[HookRun, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
