@@ -1,11 +1,13 @@
 """Remove what a killed run left behind: our containers, cgroups, loop devices and records.
 
-Each nspawn container keeps a record under /run/snapconform/ID (see nspawn.py). A record whose
-owner process is gone belongs to a killed run: its processes (checked by PID *and* start time,
-so a reused PID is never touched), cgroups, loop devices backed by its overlay, and mounts are
-removed. Nothing without such a record is touched, except cgroups under our own group name and
-unfinished image builds no builder holds a lock on. `leftovers(owner)` lists, without touching
-anything, what the containers of one run (by its PID) left, through the same discovery.
+Each nspawn container keeps a record under /run/snapconform/ID (see nspawn.py), and so does
+each qemu VM, in the same format (see qemu_vm.py: its qemu is the record's supervisor). A
+record whose owner process is gone belongs to a killed run: its processes (checked by PID *and*
+start time, so a reused PID is never touched), cgroups, loop devices backed by its overlay, and
+mounts are removed. Nothing without such a record is touched, except cgroups under our own
+group name and unfinished image builds no builder holds a lock on. `leftovers(owner)` lists,
+without touching anything, what the containers of one run (by its PID) left, through the same
+discovery.
 
     python -m snapconform.hosts.cleanup [--force] [--prune-images] [--cache-dir DIR]
 """
@@ -17,6 +19,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from snapconform.hosts import qemu_state
 from snapconform.hosts.nspawn_records import (
     CGROUP_GROUP,
     STATE_ROOT,
@@ -31,7 +34,7 @@ from snapconform.hosts.nspawn_records import (
     same_process,
     snapd_loop_devices,
 )
-from snapconform.images import cache, golden, releases, snapd_build
+from snapconform.images import cache, golden, releases, snapd_build, vm_image
 
 
 def _owner_alive(record: Path) -> bool:
@@ -161,8 +164,11 @@ def leftovers(owner: int | None = None) -> dict[str, list[str]]:
 
 def _sweep_builds(cache_dir: Path | None) -> list[str]:
     """Unfinished image and snapd builds whose builder is gone (nobody holds their lock)."""
-    return cache.sweep_unfinished(golden.images_root(cache_dir)) + cache.sweep_unfinished(
-        snapd_build.builds_root(cache_dir)
+    return (
+        cache.sweep_unfinished(golden.images_root(cache_dir))
+        + cache.sweep_unfinished(snapd_build.builds_root(cache_dir))
+        + cache.sweep_unfinished(vm_image.images_root(cache_dir))  # qemu://: images, saved VMs
+        + cache.sweep_unfinished(qemu_state.states_root(cache_dir))
     )
 
 

@@ -93,7 +93,8 @@ def main(argv: list[str]) -> int:
     try:
         sock.connect(argv[1])
         if saved is not None:
-            tty.setraw(stdin)
+            # Now, without flushing: what the framed shell already sent waits for the guest.
+            tty.setraw(stdin, termios.TCSANOW)
         rest = wait_for_shell(sock)
         if rest:
             os.write(stdout, rest)
