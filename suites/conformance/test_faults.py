@@ -13,6 +13,10 @@ the test's artifacts (faults.json).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ import pytest
 
 from snapconform.conformance.operations import InstallFile, Revert, RunApp
 from snapconform.conformance.ops_faults import Interrupted
+from snapconform.conformance.session import HostFaultVerdict
+from snapconform.hosts.nspawn_records import cgroup_pids
 from snapconform.model.faults import KillPoint
 from snapconform.model.snapd import HookPlan, SnapFile
 
@@ -149,3 +155,29 @@ def test_power_cut_mid_refresh_boots_the_same_disk(conformance, names, test_arti
     assert [p.split(" ")[0] for p in summary["points"]] == ["copy-snap-data", "link-snap"], summary
     seen = conformance.last_observation.instance(name)
     assert "before" in seen.common
+
+
+def test_a_host_killed_mid_step_leaves_its_history_and_nothing_running(
+    conformance, names, test_artifacts
+):
+    """§4: the host SIGKILLed (its PID 1) during a step: the history on disk holds every
+    completed step and the faulted one, and no process of the container is left."""
+    host = conformance.session.host
+    if getattr(host, "container", None) is None:
+        pytest.skip(f"{conformance.session.url} has no container whose PID 1 this test could kill")
+    name = names.fresh()
+    conformance.run([InstallFile(SnapFile(name, "1.0", hooks=_hooks())), RunApp(name, "m1")])
+    container = host.container
+    killer = threading.Timer(1.0, os.kill, (container.pid1, signal.SIGKILL))
+    killer.start()
+    try:
+        with pytest.raises(HostFaultVerdict):
+            conformance.step(InstallFile(SnapFile(name, "2.0", hooks=_hooks())))
+    finally:
+        killer.cancel()
+    steps = json.loads((test_artifacts / "history.json").read_text())["steps"]
+    assert [step["verdict"] for step in steps] == ["pass", "pass", "host-fault"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(cgroup_pids(g) for g in container.groups):
+        time.sleep(0.2)
+    assert not any(cgroup_pids(group) for group in container.groups)

@@ -51,6 +51,18 @@ class FaultRules:
         how = "power" if can_cut and power == 0 else "snapd"
         self.pending_fault = KillPoint(task, status, delay, how)
 
+    # A second copy doubles the rule's share of the steps (Hypothesis picks among enabled rules
+    # uniformly, and the services and other rules are many).
+    @precondition(lambda self: self.pending_fault is None)
+    @rule(
+        task=st.integers(0, MAX_TASK),
+        status=st.sampled_from(KILL_STATUSES),
+        delay=st.sampled_from(FAULT_DELAYS),
+        power=st.integers(0, POWER_SHARE - 1),
+    )
+    def kill_next_step_again(self, task: int, status: str, delay: int, power: int) -> None:
+        self.kill_next_step(task, status, delay, power)
+
     def armed(self, operation: Operation) -> Operation:
         """The next step that makes a change, killed at the armed point."""
         if self.pending_fault is None or not interruptible(operation):

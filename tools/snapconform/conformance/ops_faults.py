@@ -27,6 +27,7 @@ from snapconform.conformance.operations import (
     operation_from_json,
     register_operation,
 )
+from snapconform.conformance.store_steps import StoreOperation, StoreWorld
 from snapconform.harness.faults import (
     FAULTS_PATH,
     FaultInjector,
@@ -44,6 +45,8 @@ from snapconform.model import snapd as model
 from snapconform.model.faults import KillPoint
 
 INTERRUPTIBLE = (InstallFile, Refresh, Revert, Remove)
+# store step kinds -> the model's step kinds (model.faults.step_kind)
+STEP_KINDS = {"store-install": "install", "store-refresh": "refresh"}
 
 
 def interruptible(operation: Operation) -> bool:
@@ -59,84 +62,16 @@ class Judgement:
     record: dict[str, Any]  # what the history keeps of the interruption
 
 
-@dataclass(frozen=True)
-class Interrupted(Operation):
-    kind: ClassVar[str] = "interrupted"
-    step: Operation
+class Judged:
+    """The allowed-outcomes comparison of an interrupted step (`step`, `point`), for the local
+    steps (Interrupted) and the store's (InterruptedStore)."""
+
+    step: Any
     point: KillPoint
-
-    def __post_init__(self) -> None:
-        if not interruptible(self.step):
-            raise ValueError(f"{self.step.kind!r} cannot be interrupted")
-
-    # -- the three views ---------------------------------------------------------------------
-    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
-        return self.step.predict(state, locate)
-
-    def argv(self, locate: FileLocator) -> list[str]:
-        return shlex.split(self.step.shell(locate))
-
-    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
-        if self.point.how != "snapd":
-            raise HostUnavailable("a power cut needs the run (perform_in_run)")
-        injector = FaultInjector(client.shell)
-        point = self.point
-        return injector.interrupt(self.argv(locate), point.task, point.status, point.delay_ms)
-
-    def perform_in_run(self, run: Any, client: SnapClient) -> SnapCommandResult:
-        if self.point.how == "snapd":
-            return self.perform(client, run.locate)
-        return self._power_cut(run, client)
-
-    def _power_cut(self, run: Any, client: SnapClient) -> SnapCommandResult:
-        session = run.session
-        power_cut = getattr(session.host, "power_cut", None)
-        if power_cut is None:
-            raise HostUnavailable(f"{session.url} cannot cut its own power (no power_cut)")
-        argv = self.argv(run.locate)
-        for snap in self.step.snap_files():
-            run.locate(snap)  # uploaded before the cut
-        point = self.point
-        started = time.monotonic()
-        report = FaultInjector(client.shell).freeze_at(
-            argv, point.task, point.status, point.delay_ms
-        )
-        if not report.get("started"):
-            # No change to interrupt: snapd is not frozen, nothing is cut.
-            interruption = interruption_of(report, "power", None)
-            return result_of(argv, report, interruption, time.monotonic() - started)
-        old_client, old_observer = run.client, run.observer
-        power_cut()
-        session.attach()  # new shell, client and observer on the booted host
-        assert session.client is not None and session.observer is not None
-        session.client._uploaded = old_client._uploaded  # the same disk holds them
-        session.observer.last_change = old_observer.last_change
-        session.observer.store_log = old_observer.store_log
-        session.observer.store_log_offset = old_observer.store_log_offset
-        run.client, run.observer = session.client, session.observer
-        settle = FaultInjector(session.client.shell).settle(str(report["change"]))
-        interruption = interruption_of(report, "power", settle)
-        return result_of(argv, report, interruption, time.monotonic() - started)
-
-    def shell(self, locate: FileLocator) -> str:
-        point = self.point
-        command = fault_command(self.argv(locate), point.task, point.status, point.delay_ms)
-        if point.how == "power":
-            return f"{command}  # a power cut in the run; this kills snapd only"
-        return command
-
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return self.step.instances
-
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return self.step.snap_files()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"op": self.kind, "step": self.step.to_json(), "point": asdict(self.point)}
-
-    def __str__(self) -> str:
-        return f"{self.step} [{self.point.describe()}]"
+    # Whether the run compares the store requests snapd sent with the predicted ones: a
+    # restarted snapd runs its tasks again and asks again, so not after a kill; a store that
+    # was down for a while sees the same requests (the retries are downloads, not queries).
+    compare_store_requests: ClassVar[bool] = False
 
     # -- the comparison ----------------------------------------------------------------------
     def judge(
@@ -159,7 +94,9 @@ class Interrupted(Operation):
             record["allowed"], record["matched"] = ["no change"], "no change"
             return Judgement(mismatches, outcome, record)
         instance = self.step.instances[0]
-        kind = model_faults.step_kind(before, self.step.kind, instance)
+        kind = model_faults.step_kind(
+            before, STEP_KINDS.get(self.step.kind, self.step.kind), instance
+        )
         ran = _once_each(
             [
                 model.HookRun(line.instance, line.hook, line.revision)
@@ -247,6 +184,160 @@ class Interrupted(Operation):
         return [Mismatch("hooks", tuple(expected), tuple(observed))]
 
 
+@dataclass(frozen=True)
+class Interrupted(Judged, Operation):
+    kind: ClassVar[str] = "interrupted"
+    step: Operation
+    point: KillPoint
+
+    def __post_init__(self) -> None:
+        if not interruptible(self.step):
+            raise ValueError(f"{self.step.kind!r} cannot be interrupted")
+
+    # -- the three views ---------------------------------------------------------------------
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return self.step.predict(state, locate)
+
+    def argv(self, locate: FileLocator) -> list[str]:
+        return shlex.split(self.step.shell(locate))
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        if self.point.how != "snapd":
+            raise HostUnavailable("a power cut needs the run (perform_in_run)")
+        injector = FaultInjector(client.shell)
+        point = self.point
+        return injector.interrupt(self.argv(locate), point.task, point.status, point.delay_ms)
+
+    def perform_in_run(self, run: Any, client: SnapClient) -> SnapCommandResult:
+        if self.point.how == "snapd":
+            return self.perform(client, run.locate)
+        return self._power_cut(run, client)
+
+    def _power_cut(self, run: Any, client: SnapClient) -> SnapCommandResult:
+        session = run.session
+        power_cut = getattr(session.host, "power_cut", None)
+        if power_cut is None:
+            raise HostUnavailable(f"{session.url} cannot cut its own power (no power_cut)")
+        argv = self.argv(run.locate)
+        for snap in self.step.snap_files():
+            run.locate(snap)  # uploaded before the cut
+        point = self.point
+        started = time.monotonic()
+        report = FaultInjector(client.shell).freeze_at(
+            argv, point.task, point.status, point.delay_ms
+        )
+        if not report.get("started"):
+            # No change to interrupt: snapd is not frozen, nothing is cut.
+            interruption = interruption_of(report, "power", None)
+            return result_of(argv, report, interruption, time.monotonic() - started)
+        old_client, old_observer = run.client, run.observer
+        power_cut()
+        session.attach()  # new shell, client and observer on the booted host
+        assert session.client is not None and session.observer is not None
+        session.client._uploaded = old_client._uploaded  # the same disk holds them
+        session.observer.last_change = old_observer.last_change
+        session.observer.store_log = old_observer.store_log
+        session.observer.store_log_offset = old_observer.store_log_offset
+        run.client, run.observer = session.client, session.observer
+        settle = FaultInjector(session.client.shell).settle(str(report["change"]))
+        interruption = interruption_of(report, "power", settle)
+        return result_of(argv, report, interruption, time.monotonic() - started)
+
+    def shell(self, locate: FileLocator) -> str:
+        point = self.point
+        command = fault_command(self.argv(locate), point.task, point.status, point.delay_ms)
+        if point.how == "power":
+            return f"{command}  # a power cut in the run; this kills snapd only"
+        return command
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return self.step.instances
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return self.step.snap_files()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.kind, "step": self.step.to_json(), "point": asdict(self.point)}
+
+    def __str__(self) -> str:
+        return f"{self.step} [{self.point.describe()}]"
+
+
+STORE_DOWN_SECONDS = 5.0  # within snapd's download retries (7 tries, 0.5 s x 2.5, 90 s at most)
+
+
+@dataclass(frozen=True)
+class InterruptedStore(Judged, StoreOperation):
+    """A store user step (install or refresh of one instance) interrupted at a kill point:
+    snapd killed, or the served store down for STORE_DOWN_SECONDS from the point on."""
+
+    kind: ClassVar[str] = "interrupted-store"
+    step: StoreOperation
+    point: KillPoint
+
+    def __post_init__(self) -> None:
+        if self.step.publishes or len(self.step.instances) != 1:
+            raise ValueError(f"{self.step.kind!r} is not a store step of one instance")
+        if self.point.how == "power":
+            raise ValueError("a power cut would take the served store with it")
+
+    @property
+    def compare_store_requests(self) -> bool:  # type: ignore[override]
+        return self.point.how == "store"
+
+    def predict_store(
+        self, state: model.SnapdState, world: StoreWorld
+    ) -> tuple[model.Outcome, StoreWorld]:
+        return self.step.predict_store(state, world)
+
+    def argv(self) -> list[str]:
+        return self.step.argv()
+
+    def perform_store(self, client: SnapClient) -> SnapCommandResult:
+        point = self.point
+        if point.how != "snapd":
+            raise HostUnavailable("the store going down needs the run (perform_in_run)")
+        injector = FaultInjector(client.shell)
+        return injector.interrupt(self.argv(), point.task, point.status, point.delay_ms)
+
+    def perform_in_run(self, run: Any, client: SnapClient) -> SnapCommandResult:
+        if self.point.how == "snapd":
+            return self.perform_store(client)
+        carrier = run.session.served_store().carrier
+        argv, point = self.argv(), self.point
+        injector = FaultInjector(client.shell)
+        started = time.monotonic()
+        report = injector.freeze_at(argv, point.task, point.status, point.delay_ms)
+        if not report.get("started"):
+            interruption = interruption_of(report, "store", None)
+            return result_of(argv, report, interruption, time.monotonic() - started)
+        carrier.down()
+        injector.thaw()
+        time.sleep(STORE_DOWN_SECONDS)
+        carrier.restart()
+        settle = injector.settle(str(report["change"]))
+        interruption = interruption_of(report, "store", settle)
+        return result_of(argv, report, interruption, time.monotonic() - started)
+
+    def shell(self, locate: FileLocator) -> str:
+        point = self.point
+        command = fault_command(self.argv(), point.task, point.status, point.delay_ms)
+        if point.how == "store":
+            return f"{command}  # the run took the store down instead; this kills snapd"
+        return command
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return self.step.instances
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.kind, "step": self.step.to_json(), "point": asdict(self.point)}
+
+    def __str__(self) -> str:
+        return f"{self.step} [{self.point.describe()}]"
+
+
 def _once_each(runs: list[model.HookRun]) -> list[model.HookRun]:
     """Hook runs with immediate repeats dropped (a hook re-run after the restart)."""
     kept: list[model.HookRun] = []
@@ -261,13 +352,14 @@ def _interrupted_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 register_operation(Interrupted, _interrupted_from_json)
+register_operation(InterruptedStore, _interrupted_from_json)
 
 
 # -- reproducers -----------------------------------------------------------------------------
 
 
 def uses_faults(operations: list[Operation]) -> bool:
-    return any(isinstance(operation, Interrupted) for operation in operations)
+    return any(isinstance(operation, Interrupted | InterruptedStore) for operation in operations)
 
 
 def reproducer_lines(operations: list[Operation]) -> list[str]:

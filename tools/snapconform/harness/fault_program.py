@@ -149,7 +149,7 @@ def answers() -> bool:
 
 def settle(change_id: str, bound: float, killed_pid: str | None = None) -> dict:
     """Wait (at most `bound` s) for snapd to answer again and the change to be ready."""
-    began = time.monotonic()
+    began, wall = time.monotonic(), time.time()
     started_by_hand = False
     while not answers():
         gave_up = unit_facts().get("ActiveState") == "failed"  # e.g. its start limit was hit
@@ -184,7 +184,19 @@ def settle(change_id: str, bound: float, killed_pid: str | None = None) -> dict:
         "err": change.get("err"),
         "tasks": tasks_of(change),
         "mounts": snap_mounts(),
+        "retries": retries_since(wall - 60),
     }
+
+
+def retries_since(epoch: float) -> list[str]:
+    """snapd's journal lines about retried requests since `epoch` (a store that was down)."""
+    done = subprocess.run(
+        ["journalctl", "-u", UNIT, "-o", "cat", "--no-pager", f"--since=@{int(epoch)}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [line for line in done.stdout.splitlines() if "etry" in line][-20:]
 
 
 def snap_mounts() -> list[str]:

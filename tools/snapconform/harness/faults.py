@@ -68,7 +68,8 @@ def _tasks(raw: list[dict[str, Any]] | None) -> tuple[TaskSeen, ...]:
 class Interruption:
     """What one interrupted change showed: before the kill and after it settled."""
 
-    how: str  # "snapd" (SIGKILL of snapd.service) or "power" (the host killed and booted again)
+    how: str  # "snapd" (SIGKILL of snapd.service), "power" (the host killed and booted again),
+    # "store" (the served store down at the point, back a few seconds later)
     started: bool  # False: snap refused before making a change (nothing to interrupt)
     change: str | None = None
     reached: bool = False  # the kill point was reached before the change was ready
@@ -194,6 +195,8 @@ def interruption_of(
         back = "started by hand" if settle.get("started_by_hand") else "systemd"
         if how == "power":
             back = "boot"
+        elif how == "store":
+            back = "never killed"
     point = report.get("point") or {}
     return Interruption(
         how=how,
@@ -215,6 +218,7 @@ def interruption_of(
             "delay_ms": point.get("delay_ms"),
             "polls": seen.get("polls"),
             "restarts": (settle.get("unit") or {}).get("NRestarts"),
+            "retries": list(settle.get("retries") or ()),
         },
     )
 
@@ -273,6 +277,12 @@ class FaultInjector:
         cut comes next, and nothing of snapd moves in between."""
         report, _ = self._run(fault_argv(argv, task, status, delay_ms, action="freeze", settle=0))
         return report
+
+    def thaw(self) -> None:
+        """Let a frozen snapd go on (SIGCONT to every process of the unit)."""
+        result = self.shell.run("systemctl kill -s CONT snapd.service", timeout=60)
+        if result.exit_code != 0:
+            raise FaultError(f"cannot thaw snapd: {result.output[-500:]}")
 
     def settle(self, change: str, settle: float = SETTLE_SECONDS) -> dict[str, Any]:
         report, _ = self._run(

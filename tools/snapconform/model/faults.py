@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 KILL_STATUSES = ("Doing", "Done")  # the task boundary: it entered Doing, or its do finished
-KILL_HOW = ("snapd", "power")  # SIGKILL of snapd.service, or of the whole host (a power cut)
+# SIGKILL of snapd.service; of the whole host (a power cut); or the store going down at the
+# point and coming back a few seconds later (snapd is not killed: its download retries)
+KILL_HOW = ("snapd", "power", "store")
 MAX_DELAY_MS = 2000
 STEP_KINDS = ("install", "refresh", "revert", "remove")
 
@@ -67,7 +69,7 @@ class KillPoint:
             raise ValueError(f"kill point how {self.how!r}: one of {KILL_HOW}")
 
     def describe(self) -> str:
-        what = "power cut" if self.how == "power" else "snapd killed"
+        what = {"power": "power cut", "store": "store down"}.get(self.how, "snapd killed")
         delay = f" +{self.delay_ms} ms" if self.delay_ms else ""
         return f"{what} when task #{self.task} is {self.status}{delay}"
 
