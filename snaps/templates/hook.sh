@@ -31,12 +31,20 @@
 # POSIX sh and busybox applets only: fixture snaps have no base and run on a stand-in
 # `core` that holds nothing but a static busybox.
 #
-# The three settings below are filled in, shell-quoted, when a fixture is built; the
+# The settings below are filled in, shell-quoted, when a fixture is built; the
 # failure message itself is never put in this script (see the end).
+#
+# config_keys: space-separated configuration keys the hook reads with `snapctl get`. Each
+# value read is appended to /var/tmp/snapconform/config.log (SNAPCONFORM_CONFIG_LOG in
+# offline tests) as five tab-separated fields:
+#   SNAP_INSTANCE_NAME  HOOK  SNAP_REVISION  KEY  VALUE
+# and a value starting with "bad" makes the hook print `refusing KEY=VALUE` on stderr and
+# exit 1: how a configure hook rejects a value.
 
 hook=@HOOK_NAME@
 fails=@HOOK_FAILS@
 marker=@HOOK_MARKER@
+config_keys=@HOOK_CONFIG_KEYS@
 
 log=${SNAPCONFORM_HOOK_LOG:-/var/tmp/snapconform/hooks.log}
 if ! mkdir -p "${log%/*}" ||
@@ -49,6 +57,21 @@ fi
 
 if [ -n "$marker" ]; then
     : >"$SNAP_DATA/$marker" && : >"$SNAP_COMMON/$marker" || exit 1
+fi
+
+if [ -n "$config_keys" ]; then
+    config_log=${SNAPCONFORM_CONFIG_LOG:-/var/tmp/snapconform/config.log}
+    refused=
+    for key in $config_keys; do
+        value=$(snapctl get "$key") || exit 1
+        printf '%s\t%s\t%s\t%s\t%s\n' \
+            "$SNAP_INSTANCE_NAME" "$hook" "$SNAP_REVISION" "$key" "$value" >>"$config_log" || exit 1
+        case $value in bad*) refused="${refused:-$key=$value}" ;; esac
+    done
+    if [ -n "$refused" ]; then
+        echo "refusing $refused" >&2
+        exit 1
+    fi
 fi
 
 if [ "$fails" = yes ]; then

@@ -6,6 +6,8 @@ derives from snapd's source where the facts page is silent; real runs settle tho
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from snapconform.model.snapd import (
@@ -448,7 +450,11 @@ def test_only_hooks_present_in_the_file_run() -> None:
 def test_a_failing_hook_on_a_first_install_leaves_nothing(hook: str) -> None:
     snap = app(failing={hook: "no"}, hooks=(*HOOK_NAMES, "check-health"))
     outcome = install(new_state(), snap)
-    assert outcome.state == new_state()
+    # Only root's ~/snap/NAME/current, left by the hooks' `snap run` (2.57.6, observed).
+    assert replace(outcome.state, user_dirs=()) == new_state()
+    assert [(d.user, d.revisions, d.common, d.current) for d in outcome.state.user_dirs] == [
+        ("root", (), None, "x1")
+    ]
     assert outcome.error is not None and outcome.error.kind == "hook-failed"
     assert outcome.hooks_run[-1].hook == hook
 
@@ -456,7 +462,8 @@ def test_a_failing_hook_on_a_first_install_leaves_nothing(hook: str) -> None:
 def test_failing_configure_during_a_refresh_rolls_back() -> None:
     before = ok(run_app(installed(1), NAME, "a"))
     outcome = install(before, app("2.0", failing={"configure": "bad config"}))
-    assert outcome.state == before
+    # Root's ~/snap/NAME/current stays where the last hook's `snap run` put it (userdata).
+    assert replace(outcome.state, user_dirs=before.user_dirs) == before
     assert runs(outcome) == [("pre-refresh", "x1"), ("post-refresh", "x2"), ("configure", "x2")]
     assert outcome.error is not None
     assert outcome.error.message == (

@@ -6,6 +6,7 @@ like `sc-a1.sequence: expected ('x1', 'x2'), observed ('x2',)`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,6 +191,7 @@ def compare_step(
         )
     mismatches += compare_hooks(outcome, observation)
     mismatches += compare_services_and_connections(outcome.state, observation, instances)
+    mismatches += compare_userdata_and_config(outcome, result, observation, instances)
     return mismatches
 
 
@@ -224,3 +226,66 @@ def compare_services_and_connections(
     if predicted_connections != observed_connections:
         mismatches.append(Mismatch("connections", predicted_connections, observed_connections))
     return mismatches
+
+
+def compare_userdata_and_config(
+    outcome: model.Outcome,
+    result: SnapCommandResult,
+    observation: Observation,
+    instances: Sequence[str],
+) -> list[Mismatch]:
+    """Per instance and per user the model knows (root and those AddUser made): the revision
+    dirs of ~USER/snap/INSTANCE with their markers, common and the `current` link
+    (`NAME.user_data[USER]`; trash is not compared); the configuration (`NAME.config`); the
+    values hooks read (`config_reads`, per instance in order); and the app's environment
+    (`env`). The rules: model/snapd_userdata.py, model/snapd_config.py."""
+    from snapconform.conformance.ops_userdata import printed_environment
+    from snapconform.model import snapd_config, snapd_userdata
+
+    mismatches = []
+    state = outcome.state
+    for name in instances:
+        seen = observation.instances.get(name)
+        if seen is None:
+            continue
+        observed_dirs = {d.user: d for d in seen.user_data}
+        for user in snapd_userdata.accounts(state):
+            expected = snapd_userdata.user_dir(state, user.name, name)
+            got = observed_dirs.get(user.name)
+            want = (expected.revisions, expected.common, expected.current)
+            have = (got.revisions, got.common, got.current) if got else ((), None, None)
+            if want != have:
+                mismatches.append(Mismatch(f"{name}.user_data[{user.name}]", want, have))
+        instance = state.instance(name)
+        if instance is not None and seen.installed and seen.config_json is not None:
+            want_config = json.dumps(snapd_config.config_dict(instance), sort_keys=True)
+            if want_config != seen.config_json:
+                mismatches.append(Mismatch(f"{name}.config", want_config, seen.config_json))
+    touched = set(instances)
+    want_reads = tuple(
+        (r.instance, r.hook, r.revision, r.key, r.value)
+        for r in outcome.config_reads
+        if r.instance in touched
+    )
+    have_reads = tuple(
+        (r.instance, r.hook, r.revision, r.key, r.value)
+        for r in observation.config_log
+        if r.instance in touched
+    )
+    # In order per instance; across instances snapd may run lanes concurrently (compare_hooks).
+    if _by_instance(want_reads) != _by_instance(have_reads):
+        mismatches.append(Mismatch("config_reads", want_reads, have_reads))
+    if outcome.env and result.exit_code == 0:
+        printed = printed_environment(result.output)
+        want_env = tuple(outcome.env)
+        have_env = tuple((key, printed.get(key)) for key, _ in outcome.env)
+        if want_env != have_env:
+            mismatches.append(Mismatch("env", want_env, have_env))
+    return mismatches
+
+
+def _by_instance(reads: Sequence[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    grouped: dict[str, list[tuple[str, ...]]] = {}
+    for read in reads:
+        grouped.setdefault(read[0], []).append(read)
+    return grouped

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from snapconform.conformance.machine_services import ServicesRules
+from snapconform.conformance.machine_userdata import UserDataRules
 from snapconform.conformance.operations import (
     InstallFile,
     Operation,
@@ -79,6 +80,8 @@ hook_plans = st.lists(
         fails_with=st.sampled_from((None, None, None, None, None, "planned failure")),
         # a marker follows a hook's writes through copies, reverts and rollbacks
         marker=st.sampled_from((None, "hooked")),
+        # a hook may read configuration key k (and refuse a value starting with "bad")
+        reads_config=st.sampled_from(((), ("k",))),
     ),
     max_size=3,
     unique_by=lambda hook: hook.name,
@@ -405,7 +408,7 @@ class MachineBase(RuleBasedStateMachine):
             self.session.broken = True
 
 
-class SnapdMachine(ServicesRules, MachineBase):
+class SnapdMachine(ServicesRules, UserDataRules, MachineBase):
     """Local snaps: installs and refreshes of generated fixture files (`--dangerous`), with
     services, disable/enable and a content connection (machine_services.ServicesRules)."""
 

@@ -31,7 +31,10 @@ def fixture_spec(snap: model.SnapFile) -> FixtureSpec:
         name=snap.name,
         version=snap.version,
         epoch_yaml=snap.epoch_yaml,
-        hooks=tuple(HookBehaviour(hook.name, hook.fails_with, hook.marker) for hook in snap.hooks),
+        hooks=tuple(
+            HookBehaviour(hook.name, hook.fails_with, hook.marker, hook.reads_config)
+            for hook in snap.hooks
+        ),
         **services_fixture_fields(snap),
     )
 
@@ -79,7 +82,12 @@ def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
         version=data["version"],
         epoch_yaml=data.get("epoch_yaml"),
         hooks=tuple(
-            model.HookPlan(hook["name"], hook.get("fails_with"), hook.get("marker"))
+            model.HookPlan(
+                hook["name"],
+                hook.get("fails_with"),
+                hook.get("marker"),
+                tuple(hook.get("reads_config") or ()),
+            )
             for hook in data.get("hooks", [])
         ),
         **services_from_json(data),

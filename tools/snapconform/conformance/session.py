@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 # Operation kinds defined outside operations.py register themselves when imported; a run
 # must know them all (histories round-trip through JSON).
+import snapconform.conformance.ops_config
 import snapconform.conformance.ops_interfaces
-import snapconform.conformance.ops_services  # noqa: F401 (each import binds `snapconform`)
+import snapconform.conformance.ops_services
+import snapconform.conformance.ops_userdata  # noqa: F401 (each import binds `snapconform`)
 from snapconform.conformance import ops_faults  # noqa: F401 (registers "interrupted" for JSON)
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
 from snapconform.conformance.host_seed import seed_from_host
@@ -137,7 +139,7 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
     for name in instances:
         seen = observation.instances.get(name)
         if seen is None or not seen.installed:
-            state[name] = {"installed": False}
+            state[name] = {"installed": False, **userdata_state(seen)}
             continue
         state[name] = {
             "installed": True,
@@ -151,8 +153,29 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
             "common": None if seen.common is None else sorted(seen.common),
             "trash": sorted(seen.trash),
             **services_state(seen, observation),
+            **userdata_state(seen),
         }
     return state
+
+
+def userdata_state(seen: InstanceObservation | None) -> dict[str, Any]:
+    """Each user's ~/snap/INSTANCE and the configuration (REST), when observed."""
+    if seen is None:
+        return {}
+    found: dict[str, Any] = {}
+    if seen.user_data:
+        found["user_data"] = {
+            d.user: {
+                "revisions": {rev: sorted(entries) for rev, entries in d.revisions},
+                "common": None if d.common is None else sorted(d.common),
+                "current": d.current,
+                "trash": sorted(d.trash),
+            }
+            for d in seen.user_data
+        }
+    if seen.config_json is not None:
+        found["config"] = json.loads(seen.config_json)
+    return found
 
 
 def services_state(seen: InstanceObservation, observation: Observation) -> dict[str, Any]:
@@ -184,7 +207,7 @@ def parse_snapd_version(text: str) -> tuple[int, int]:
 
 
 # System settings the suites change; each run starts from the host's own values of them.
-MANAGED_SETTINGS = ("refresh.retain", "experimental.parallel-instances")
+MANAGED_SETTINGS = ("refresh.retain", "experimental.parallel-instances", "homedirs")
 
 
 class HostSession:

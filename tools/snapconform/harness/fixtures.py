@@ -45,6 +45,13 @@ HOST_WORK_DIR = PurePosixPath("/var/tmp/snapconform")  # noqa: S108
 HOOK_LOG_PATH = HOST_WORK_DIR / "hooks.log"
 # The tab-separated fields of one hook log line, in order (see snaps/templates/hook.sh).
 HOOK_LOG_FIELDS = ("instance_name", "hook", "revision", "snap_data", "snap_version")
+# Where a hook that reads configuration (HookBehaviour.reads_config) logs each value it got from
+# `snapctl get`, and the fields of a line; a value starting with REFUSED_VALUE_PREFIX makes the
+# hook fail with `refusing KEY=VALUE` (snaps/templates/hook.sh).
+CONFIG_LOG_PATH = HOST_WORK_DIR / "config.log"
+CONFIG_LOG_FIELDS = ("instance_name", "hook", "revision", "key", "value")
+REFUSED_VALUE_PREFIX = "bad"
+CONFIG_KEY_RE = re.compile(r"[a-z0-9](?:-?[a-z0-9])*")
 
 APP_NAME = "mark"
 APP_PATH = "bin/mark"
@@ -115,8 +122,16 @@ class HookBehaviour:
     fails_with: str | None = None
     # A file the hook creates in $SNAP_DATA and $SNAP_COMMON before it succeeds or fails.
     marker: str | None = None
+    # Configuration keys the hook reads with `snapctl get` and logs (CONFIG_LOG_PATH).
+    reads_config: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "reads_config", tuple(self.reads_config))
+        for key in self.reads_config:
+            if not isinstance(key, str) or not CONFIG_KEY_RE.fullmatch(key):
+                raise ValueError(
+                    f"HookBehaviour.reads_config: {key!r} must be a-z, 0-9 and single '-'"
+                )
         if self.marker is not None and not MARKER_RE.fullmatch(self.marker):
             raise ValueError(
                 f"HookBehaviour.marker: {self.marker!r} must be letters, digits, '.', '_', '-'"
@@ -387,6 +402,7 @@ def hook_script(hook: HookBehaviour) -> str:
             "HOOK_NAME": hook.name,
             "HOOK_FAILS": "yes" if hook.fails else "no",
             "HOOK_MARKER": hook.marker or "",
+            "HOOK_CONFIG_KEYS": " ".join(hook.reads_config),
         },
     )
 

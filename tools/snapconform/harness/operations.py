@@ -152,6 +152,15 @@ class SnapClient:
     def set_system(self, key: str, value: str) -> SnapCommandResult:
         return self._run(["snap", "set", "system", f"{key}={value}"])
 
+    def run_as(self, user: str, argv: list[str]) -> SnapCommandResult:
+        """A `snap ...` command as ``user`` (runuser, which sets HOME and USER from passwd;
+        root runs it directly)."""
+        if not argv or argv[0] != "snap":
+            raise ValueError(f"not a snap command: {argv!r}")
+        if user != "root":
+            argv = ["runuser", "-u", user, "--", *argv]
+        return self._run(argv, timeout=APP_TIMEOUT)
+
     def run_app(self, instance: str, marker: str) -> SnapCommandResult:
         # `snap run` rather than /snap/bin/NAME.mark: the same process either way, but for an
         # instance that is not installed snap itself answers (what the model predicts).

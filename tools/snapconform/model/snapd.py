@@ -17,10 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from snapconform.model import snapd_config as config
 from snapconform.model import snapd_host as host
 from snapconform.model import snapd_interfaces as interfaces
 from snapconform.model import snapd_services as services
 from snapconform.model import snapd_text as text
+from snapconform.model import snapd_userdata as userdata
 from snapconform.model.epoch import Epoch, EpochError
 from snapconform.model.snapd_changes import HookLog as _HookLog
 from snapconform.model.snapd_changes import fresh_install as _fresh_install
@@ -33,7 +35,7 @@ from snapconform.model.snapd_changes import refused as _refused
 from snapconform.model.snapd_changes import valid_snap_name as _valid_snap_name
 from snapconform.model.snapd_changes import without as _without
 from snapconform.model.snapd_interfaces import connect, disconnect
-from snapconform.model.snapd_services import disable, enable, start_service, stop_service
+from snapconform.model.snapd_services import disable, stop_service
 from snapconform.model.snapd_state import (
     DEFAULT_RETAIN,
     LOCAL_REVISION,
@@ -53,6 +55,7 @@ from snapconform.model.snapd_state import (
     SnapFile,
     StoreAction,
     StoreRequest,
+    UserAccount,
     check_revision,
     describe,
     new_state,
@@ -85,12 +88,14 @@ __all__ = [
     "StoreCatalog",
     "StoreRequest",
     "StoreResult",
+    "add_user",
     "connect",
     "describe",
     "disable",
     "disconnect",
     "enable",
     "full_channel",
+    "get_config",
     "install",
     "install_missing_file",
     "new_state",
@@ -101,7 +106,10 @@ __all__ = [
     "remove",
     "revert",
     "run_app",
+    "run_app_as",
+    "run_env",
     "set_config",
+    "set_snap_config",
     "start_service",
     "stop_service",
     "store_install",
@@ -338,7 +346,7 @@ def _refresh_local(state: SnapdState, found: InstanceState, target: RevisionStat
 # -- revert ----------------------------------------------------------------------------------------
 
 
-def revert(state: SnapdState, instance: str, revision: str | None = None) -> Outcome:
+def _revert_change(state: SnapdState, instance: str, revision: str | None = None) -> Outcome:
     """`snap revert NAME [--revision=R]`: no epoch check, no refresh hooks, no copy, no GC."""
     prefix = f"cannot revert {_q(instance)}: "  # daemon/api_snaps.go errToResponse
     found = state.instance(instance)
@@ -430,7 +438,7 @@ def revert(state: SnapdState, instance: str, revision: str | None = None) -> Out
 # -- remove ----------------------------------------------------------------------------------------
 
 
-def remove(
+def _remove_change(
     state: SnapdState, instance: str, revision: str | None = None, purge: bool = False
 ) -> Outcome:
     """`snap remove NAME [--revision=R] [--purge]` (snapstate.go removeTasks)."""
@@ -499,7 +507,7 @@ def _remove_all(
 # -- configuration and the fixture app -------------------------------------------------------------
 
 
-def set_config(state: SnapdState, key: str, value: str) -> Outcome:
+def _set_system_change(state: SnapdState, key: str, value: str) -> Outcome:
     """`snap set system KEY=VALUE` for refresh.retain and experimental.parallel-instances."""
     seen = text.cli_config_text(value)
     if key == "refresh.retain":
@@ -543,7 +551,7 @@ def set_config(state: SnapdState, key: str, value: str) -> Outcome:
     raise ModelGap(f"the model does not know the system option {key!r}")
 
 
-def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
+def _run_app_change(state: SnapdState, instance: str, marker: str) -> Outcome:
     """`snap run INSTANCE.mark MARKER`: the app writes MARKER to SNAP_DATA and SNAP_COMMON."""
     if not _MARKER.fullmatch(marker):
         raise ValueError(f"marker {marker!r} must be a plain file name")
@@ -568,3 +576,119 @@ def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
         (),
         f"the app wrote {marker} into {found.current}'s SNAP_DATA and into SNAP_COMMON",
     )
+
+
+# -- users' data and configuration (model/snapd_userdata.py, model/snapd_config.py) ----------
+# They follow the changes above: each public operation is the change, then what it did to
+# ~USER/snap/INSTANCE and to the snap's configuration.
+
+
+def revert(state: SnapdState, instance: str, revision: str | None = None) -> Outcome:
+    """`snap revert NAME [--revision=R]` (see _revert_change), then the configure hook's
+    ~root/snap dirs and the configuration snapd restores (snapd_config.after_revert)."""
+    outcome = _revert_change(state, instance, revision)
+    found = state.instance(instance)
+    after = outcome.state.instance(instance)
+    runs = outcome.hooks_run + outcome.service_runs
+    if found is None or after is None or (outcome.error and not runs):
+        return outcome
+    outcome = replace(outcome, state=userdata.after_hooks(outcome.state, runs))
+    index = found.revisions.index(found.current)
+    target = revision if revision is not None else found.sequence[index - 1].revision
+    return config.after_revert(found, outcome, target)
+
+
+def remove(
+    state: SnapdState, instance: str, revision: str | None = None, purge: bool = False
+) -> Outcome:
+    """`snap remove NAME [--revision=R] [--purge]` (see _remove_change), then users' dirs."""
+    outcome = _remove_change(state, instance, revision, purge)
+    if outcome.error is not None or state.instance(instance) is None:
+        return outcome
+    if outcome.state.instance(instance) is None:
+        return userdata.after_remove(outcome, instance, outcome.discarded)
+    assert revision is not None
+    outcome = userdata.after_remove_revision(outcome, instance, revision)
+    return config.after_remove_revision(outcome, instance, revision)
+
+
+def set_config(state: SnapdState, key: str, value: str) -> Outcome:
+    """`snap set system KEY=VALUE`: refresh.retain, experimental.parallel-instances, homedirs."""
+    if key == "homedirs":
+        return userdata.set_homedirs_option(state, text.cli_config_text(value))
+    return _set_system_change(state, key, value)
+
+
+def run_app(state: SnapdState, instance: str, marker: str) -> Outcome:
+    """`snap run INSTANCE.mark MARKER` as root: SNAP_DATA and SNAP_COMMON get the marker, and
+    `snap run` made root's ~/snap/INSTANCE/REV (snapd_userdata.touch)."""
+    outcome = _run_app_change(state, instance, marker)
+    found = outcome.state.instance(instance)
+    if outcome.error is not None or found is None:
+        return outcome
+    touched = userdata.touch(outcome.state, userdata.ROOT.name, instance, found.current)
+    return replace(outcome, state=touched)
+
+
+def add_user(state: SnapdState, user: str, home: str, uid: int) -> Outcome:
+    """`useradd` on the host (not snapd): a user the model follows."""
+    return userdata.add_user(state, UserAccount(user, home, uid))
+
+
+def run_app_as(state: SnapdState, user: str, instance: str, marker: str | None) -> Outcome:
+    """`snap run INSTANCE.mark --user MARKER` as ``user``: the marker goes to its
+    $SNAP_USER_DATA and $SNAP_USER_COMMON (snapd_userdata.run_as)."""
+    found = state.instance(instance)
+    if found is None:
+        return _refused(
+            state,
+            "not-installed",
+            text.RUN_NOT_INSTALLED.format(name=instance),
+            f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo)",
+        )
+    after, error = userdata.run_as(state, user, instance, found.current, marker)
+    why = (
+        f"`snap run` made ~{user}/snap/{instance}/{found.current} and common and pointed "
+        f"current there (cmd/snap/cmd_run.go createUserDataDirs)"
+    )
+    if error is not None:
+        why += ", then snap-confine could not make $SNAP_USER_DATA in the snap's namespace "
+        why += "(cmd/snap-confine/user-support.c setup_user_data)"
+    elif marker is not None:
+        why += f"; the app wrote {marker} into $SNAP_USER_DATA and $SNAP_USER_COMMON"
+    return Outcome(after, error, (), why)
+
+
+def run_env(state: SnapdState, user: str, instance: str) -> Outcome:
+    """`snap run INSTANCE.mark --env-all` as ``user``: what snapd tells the app."""
+    outcome = run_app_as(state, user, instance, None)
+    found = state.instance(instance)
+    if outcome.error is not None or found is None:
+        return outcome
+    return replace(outcome, env=userdata.app_environment(state, user, found))
+
+
+def set_snap_config(
+    state: SnapdState, instance: str, pairs: tuple[tuple[str, str], ...]
+) -> Outcome:
+    """`snap set NAME KEY=VALUE...` (snapd_config.set_snap_config); its configure hook ran
+    through `snap run --hook` as root."""
+    outcome = config.set_snap_config(state, instance, pairs)
+    return replace(outcome, state=userdata.after_hooks(outcome.state, outcome.hooks_run))
+
+
+def get_config(state: SnapdState, instance: str, key: str) -> Outcome:
+    """`snap get NAME KEY`."""
+    return config.get_config(state, instance, key)
+
+
+def enable(state: SnapdState, name: str) -> Outcome:
+    """`snap enable NAME` (snapd_services.enable); its services are `snap run` as root."""
+    outcome = services.enable(state, name)
+    return replace(outcome, state=userdata.after_hooks(outcome.state, outcome.service_runs))
+
+
+def start_service(state: SnapdState, name: str, service: str, *, enable: bool) -> Outcome:
+    """`snap start [--enable] NAME.SERVICE` (snapd_services.start_service), as root."""
+    outcome = services.start_service(state, name, service, enable=enable)
+    return replace(outcome, state=userdata.after_hooks(outcome.state, outcome.service_runs))

@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 
+from snapconform.model import snapd_config as config
 from snapconform.model import snapd_services as services
 from snapconform.model import snapd_text as text
+from snapconform.model import snapd_userdata as userdata
 from snapconform.model.snapd_host import require_known_hook
 from snapconform.model.snapd_state import (
     ExpectedError,
@@ -145,7 +147,7 @@ def hook_failed(state: SnapdState, log: HookLog, message: str, why: str) -> Outc
     return Outcome(state, ExpectedError("hook-failed", message), tuple(log.runs), why)
 
 
-def fresh_install(
+def _install_change(
     state: SnapdState, instance_name: str, snap_name: str, revision: RevisionState
 ) -> Outcome:
     """install hook, then configure, then check-health, all in the new revision."""
@@ -211,7 +213,7 @@ def gc_discards(instance: InstanceState, target: str, is_new: bool, retain: int)
     return discards
 
 
-def refresh_to(
+def _refresh_change(
     state: SnapdState, instance: InstanceState, target: RevisionState, *, is_new: bool
 ) -> Outcome:
     """The refresh change (snapstate.go doInstall, handlers.go, hookstate/hooks.go).
@@ -313,3 +315,26 @@ def refresh_to(
         discarded,
         service_runs=new_runs,
     )
+
+
+# Users' data (snapd_userdata.py) and configuration (snapd_config.py) follow each install and
+# refresh change; the changes themselves are above.
+
+
+def fresh_install(
+    state: SnapdState, instance_name: str, snap_name: str, revision: RevisionState
+) -> Outcome:
+    outcome = _install_change(state, instance_name, snap_name, revision)
+    outcome = userdata.after_fresh_install(outcome, instance_name, revision)
+    return config.after_fresh_install(outcome, instance_name)
+
+
+def refresh_to(
+    state: SnapdState, instance: InstanceState, target: RevisionState, *, is_new: bool
+) -> Outcome:
+    outcome = _refresh_change(state, instance, target, is_new=is_new)
+    outcome = userdata.after_refresh(
+        state, instance.current, outcome, instance.name, target.revision, is_new=is_new
+    )
+    aborted = userdata.aborted_before_copy(outcome)
+    return config.after_refresh(instance, target, outcome, aborted=aborted)

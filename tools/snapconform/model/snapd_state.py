@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_RETAIN",
     "LOCAL_REVISION",
     "STORE_REVISION",
+    "ConfigRead",
     "Connection",
     "ContentEndpointPlan",
     "ContextEntry",
@@ -46,6 +47,8 @@ __all__ = [
     "SnapdState",
     "StoreAction",
     "StoreRequest",
+    "UserAccount",
+    "UserSnapDir",
     "check_revision",
     "describe",
     "new_state",
@@ -71,6 +74,53 @@ class HookPlan:
     # A file the hook creates in its revision's SNAP_DATA and in SNAP_COMMON before it exits
     # (a "migration" whose fate through copies and rollbacks the suites follow).
     marker: str | None = None
+    # Configuration keys the hook reads with `snapctl get` and logs; a value starting with
+    # "bad" makes it fail (model/snapd_config.py).
+    reads_config: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A user of the host (model/snapd_userdata.py); root (/root) is always there."""
+
+    name: str
+    home: str
+    uid: int = 0
+
+
+@dataclass(frozen=True)
+class UserSnapDir:
+    """~USER/snap/INSTANCE as snapd and `snap run` leave it (model/snapd_userdata.py).
+
+    ``revisions``: per revision directory the marker files in it, sorted by revision;
+    ``common``: the markers in ~/snap/INSTANCE/common, None when it is absent; ``current``:
+    the target of the `current` link (it may dangle), None when there is no link.
+    """
+
+    user: str
+    instance: str
+    revisions: tuple[tuple[str, frozenset[str]], ...] = ()
+    common: frozenset[str] | None = None
+    current: str | None = None
+
+    def __post_init__(self) -> None:
+        revisions = tuple(sorted((rev, frozenset(m)) for rev, m in self.revisions))
+        object.__setattr__(self, "revisions", revisions)
+
+    @property
+    def empty(self) -> bool:
+        return not self.revisions and self.common is None and self.current is None
+
+
+@dataclass(frozen=True)
+class ConfigRead:
+    """One value a hook read with `snapctl get` (the fixture logs it): as snapctl prints it."""
+
+    instance: str
+    hook: str
+    revision: str
+    key: str
+    value: str
 
 
 def _sort_by_name(owner: object, fields: tuple[str, ...]) -> None:
@@ -204,6 +254,13 @@ class InstanceState:
     common: frozenset[str] = frozenset()
     channel: str | None = None  # tracking channel, full form (latest/stable); None: a sideload
     refresh_failure: RefreshFailure | None = None
+    # On the host before the run began (seeded from it, model/snapd_host.py), not a fixture.
+    preinstalled: bool = False
+    # The snap's configuration (key -> value as JSON text, sorted; None: snapd holds no entry
+    # for the snap, which differs from an empty one) and the copies snapd keeps per revision
+    # (config.SaveRevisionConfig; model/snapd_config.py).
+    config: tuple[tuple[str, str], ...] | None = None
+    revision_config: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # `snap disable` (model/snapd_services.py): False while the snap is disabled.
     active: bool = True
     # Services the user disabled (`snap stop --disable`); snapd keeps them disabled across
@@ -212,8 +269,6 @@ class InstanceState:
     # Services stopped with `snap stop` (still enabled): started again by the next change that
     # starts the snap's services.
     stopped_services: frozenset[str] = frozenset()
-    # On the host before the run began (seeded from it, model/snapd_host.py), not a fixture.
-    preinstalled: bool = False
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -293,6 +348,11 @@ class SnapdState:
     connections: frozenset[Connection] = frozenset()
     # The model assertion (model/snapd_host.py: the in-use rules of snap removal).
     device: DeviceModel = DeviceModel()
+    # Users besides root, the `homedirs` system option, and every ~USER/snap/INSTANCE
+    # (model/snapd_userdata.py); user dirs outlive the instance, so they live here.
+    users: tuple[UserAccount, ...] = ()
+    homedirs: tuple[str, ...] = ()
+    user_dirs: tuple[UserSnapDir, ...] = ()
 
     def __post_init__(self) -> None:
         instances = tuple(sorted(self.instances, key=lambda inst: inst.name))
@@ -400,6 +460,10 @@ class Outcome:
     # The services this operation started, each as (instance, service, revision): every start
     # is a `snap run` as root, which makes root's user data dirs (model/snapd_services.py).
     service_runs: tuple[HookRun, ...] = field(default=())
+    # Values hooks read with `snapctl get` (model/snapd_config.py), in order; and what the
+    # fixture app's `--env-all` prints (key, value; None: the variable is not set).
+    config_reads: tuple[ConfigRead, ...] = field(default=())
+    env: tuple[tuple[str, str | None], ...] = field(default=())
 
     @property
     def ok(self) -> bool:

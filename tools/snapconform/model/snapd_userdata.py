@@ -328,7 +328,7 @@ def after_fresh_install(outcome: Outcome, instance: str, revision: RevisionState
     common dirs (UndoCopySnapData with no old revision), and from 2.62 the `current` link and
     the directory (observed: 2.57.6 leaves root's `current` dangling, 2.68.3 and 2.77.1 leave
     nothing)."""
-    state = after_hooks(outcome.state, outcome.hooks_run)
+    state = after_hooks(outcome.state, outcome.hooks_run + outcome.service_runs)
     if outcome.error is not None:
         state = _remove_common(remove_revisions(state, instance, (revision.revision,)), instance)
         state = _drop_links(state, instance)
@@ -373,7 +373,11 @@ def after_refresh(
             revisions[target] = revisions[old]
             copied_for.add(user)
             state = _put(state, _with_revisions(d, revisions))
-    state = after_hooks(state, runs[first:])
+    # Services are `snap run` as root too: the target's start before an undo, the old
+    # revision's (restarted by the undo) after it.
+    in_target = tuple(run for run in outcome.service_runs if run.revision == target)
+    restarted = tuple(run for run in outcome.service_runs if run.revision != target)
+    state = after_hooks(state, runs[first:] + in_target)
     if outcome.error is not None:
         for user in _found_users(state):
             d = user_dir(state, user, instance)
@@ -384,7 +388,7 @@ def after_refresh(
                 revisions[target] = previous  # the trash put back (untrash)
             state = _put(state, _with_revisions(d, revisions))
     state = remove_revisions(state, instance, outcome.discarded)
-    return _with_state(outcome, state)
+    return _with_state(outcome, after_hooks(state, restarted))
 
 
 def after_remove_revision(outcome: Outcome, instance: str, revision: str) -> Outcome:

@@ -1,0 +1,83 @@
+"""State-machine rules for users' data and a snap's configuration.
+
+`UserDataRules` is mixed into conformance.machine.SnapdMachine (it uses the machine's `do`,
+`installed`, `pick_instance`, `recorder` and `state`). Its rules add the host user with a home
+under /home (and sometimes the one outside /home), run the fixture app as one of them or root
+(`run-as-user`: the marker lands in that user's ~/snap/INSTANCE/REV and common), print the
+app's environment, and `snap set NAME k=...` (`set-config`; the generated configure hooks may
+read `k` and refuse a value starting with "bad"). Every rule counts a coverage label.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from snapconform.conformance.ops_config import SetSnapConfig
+from snapconform.conformance.ops_userdata import (
+    ELSEWHERE_USER,
+    HOME_USER,
+    AddUser,
+    RunAppAs,
+    RunEnv,
+)
+from snapconform.model import snapd as model
+from snapconform.model import snapd_userdata as userdata
+
+CONFIG_VALUES = ("one", "two", "7", "bad1")
+
+
+class UserDataRules:
+    """Rules on users' data and configuration (see the module doc)."""
+
+    recorder: Any
+    state: model.SnapdState
+    do: Any
+    installed: Any
+    pick_instance: Any
+    any_installed: Any
+
+    def _users(self) -> list[str]:
+        return [user.name for user in userdata.accounts(self.state)]
+
+    @precondition(lambda self: len(self.state.users) < 2)
+    @rule(away=st.booleans())
+    def add_user(self, away: bool) -> None:
+        user = ELSEWHERE_USER if away and self.state.users else HOME_USER
+        if userdata.account(self.state, user[0]) is not None:
+            user = HOME_USER if user == ELSEWHERE_USER else ELSEWHERE_USER
+        self.recorder.count(
+            "add-user (home outside /home)" if user == ELSEWHERE_USER else "add-user"
+        )
+        self.do(AddUser(*user))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), who=st.integers(0, 2), marker=st.sampled_from(("u1", "u2")))
+    def run_as_user(self, index: int, who: int, marker: str) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        user = self._users()[who % len(self._users())]
+        self.recorder.count("run-as-user (root)" if user == "root" else "run-as-user")
+        self.do(RunAppAs(user, instance, marker))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), who=st.integers(0, 2))
+    def run_env(self, index: int, who: int) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        user = self._users()[who % len(self._users())]
+        self.recorder.count("app environment")
+        self.do(RunEnv(user, instance))
+
+    @precondition(lambda self: self.any_installed())
+    @rule(index=st.integers(0, 1), value=st.sampled_from(CONFIG_VALUES))
+    def set_config(self, index: int, value: str) -> None:
+        instance = self.pick_instance(index, installed=True)
+        assert instance is not None
+        self.recorder.count("set-config")
+        self.do(SetSnapConfig(instance, (("k", value),)))
+        record = self.run.history[-1]  # type: ignore[attr-defined]
+        if record.expected_kind == "hook-failed":
+            self.recorder.count("set-config refused by the configure hook")
