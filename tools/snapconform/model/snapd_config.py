@@ -227,6 +227,8 @@ def set_snap_config(
             (),
             f"refused: {instance_name} is not installed (configstate.go canConfigure)",
         )
+    if not found.active:
+        raise ModelGap(f"snap set of the disabled {instance_name}: not modelled")
     summary = SET_SUMMARY.format(quoted)
     current = found.current_revision
     hook = current.hook("configure")
@@ -246,6 +248,12 @@ def set_snap_config(
     reads = _reads(found.sequence, (run,), _sorted(patched))
     refused = _refusing(reads)
     failure = f"refusing {refused.key}={refused.value}" if refused is not None else hook.fails_with
+    if hook.marker is not None:
+        # the hook writes its marker before it reads or fails (snaps/templates/hook.sh)
+        data = dict(found.data)
+        data[current.revision] = data[current.revision] | {hook.marker}
+        found = replace(found, data=tuple(data.items()), common=found.common | {hook.marker})
+        state = state.with_instance(found)
     if failure is not None:
         message = text.change_error(summary, text.hook_error("configure", failure))
         return Outcome(
