@@ -647,6 +647,9 @@ def run_app_as(state: SnapdState, user: str, instance: str, marker: str | None) 
             f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo)",
         )
     after, error = userdata.run_as(state, user, instance, found.current, marker)
+    if not found.active:
+        return services.run_disabled(state, found)  # snap run stops before making any dir
+    host.require_known_apps(found)
     why = (
         f"`snap run` made ~{user}/snap/{instance}/{found.current} and common and pointed "
         f"current there (cmd/snap/cmd_run.go createUserDataDirs)"
