@@ -234,3 +234,40 @@ def test_every_service_start_is_a_run_as_root_of_the_linked_revision():
     state = stop_service(outcome.state, NAME, "daemon", disable=True).state
     failed = install(state, snap("2.0", FAILING))
     assert [(r.hook, r.revision) for r in failed.service_runs] == [("once", "x2"), ("once", "x1")]
+
+
+# -- several snaps in one command, `snap revert` alone, `snap run --hook` (snapd_commands.py) --
+
+
+def test_a_failing_lane_of_a_many_snap_install_is_undone_alone():
+    # snapstate.InstallPathMany: a lane per snap; observed on 2.57.6.
+    from snapconform.model.snapd_commands import install_many
+
+    other = SnapFile("sc-other", "1.0")
+    state = install_many(new_state(), ((snap("1.0"), "A"), (other, "B"))).state
+    failing = SnapFile("sc-other", "2.0", hooks=(HookPlan("post-refresh", "boom"),))
+    outcome = install_many(state, ((snap("2.0"), "A"), (failing, "B")))
+    assert outcome.error is not None and outcome.error.kind == "hook-failed"
+    assert outcome.state.instance(NAME).current == "x2"
+    assert outcome.state.instance("sc-other").revisions == ("x1",)
+
+
+def test_remove_of_several_names_the_missing_ones_and_exits_0():
+    from snapconform.model.snapd_commands import remove_many
+
+    outcome = remove_many(install(new_state(), snap("1.0")).state, (NAME, "sc-gone"))
+    assert outcome.ok and outcome.state.instance(NAME) is None
+    assert outcome.notices == ("sc-gone not installed",)
+
+
+def test_revert_alone_is_a_usage_error_and_run_hook_runs_the_current_hook():
+    from snapconform.model.snapd_commands import revert_without_name, run_hook
+
+    refused = revert_without_name(new_state())
+    assert refused.error.exit_code == 64
+    state = install(new_state(), snap("1.0", hooks=(HookPlan("configure", marker="c"),))).state
+    ran = run_hook(state, NAME, "configure")
+    assert [(r.hook, r.revision) for r in ran.hooks_run] == [("configure", "x1")]
+    assert run_hook(state, NAME, "remove").error.message == (
+        'cannot find hook "remove" in "sc-svc"'
+    )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 # Operation kinds defined outside operations.py register themselves when imported; a run
 # must know them all (histories round-trip through JSON).
+import snapconform.conformance.ops_commands
 import snapconform.conformance.ops_config
 import snapconform.conformance.ops_interfaces
 import snapconform.conformance.ops_services
