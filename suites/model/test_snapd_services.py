@@ -271,3 +271,14 @@ def test_revert_alone_is_a_usage_error_and_run_hook_runs_the_current_hook():
     assert run_hook(state, NAME, "remove").error.message == (
         'cannot find hook "remove" in "sc-svc"'
     )
+
+
+def test_removing_the_current_revision_of_a_disabled_snap():
+    # snapstate.go removeTasks: the active-revision refusal is for an active snap only.
+    state = disable(install(new_state(), snap("1.0", hooks=(HookPlan("remove"),))).state, NAME)
+    outcome = remove(state.state, NAME, "x1")
+    assert outcome.ok and outcome.state.instance(NAME) is None and outcome.hooks_run == ()
+    two = disable(install(install(new_state(), snap("1.0")).state, snap("2.0")).state, NAME)
+    with pytest.raises(ModelGap):
+        remove(two.state, NAME, "x2")
+    assert remove(two.state, NAME, "x1").ok

@@ -451,7 +451,8 @@ def _remove_change(
     check_revision(revision)
     several = len(found.sequence) > 1
     only_revision_rule = state.snapd_version >= REMOVE_ONLY_REVISION_SINCE
-    if revision == found.current and (several or not only_revision_rule):
+    services.disabled_current_removal(found, revision, several)
+    if revision == found.current and found.active and (several or not only_revision_rule):
         message = text.ACTIVE_REVISION.format(revision, _q(instance))
         return _refused(
             state,

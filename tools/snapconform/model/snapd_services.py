@@ -63,6 +63,7 @@ __all__ = [
     "RUN_RETRY_ONCE_SINCE",
     "ServiceStatus",
     "disable",
+    "disabled_current_removal",
     "disabled_refresh_refusal",
     "enable",
     "expected_services",
@@ -211,6 +212,17 @@ def disabled_refresh_refusal(
         f"refused: {instance.name} is disabled and snapd does not refresh a disabled snap "
         "(snapstate.go doInstall / UpdateWithDeviceContext)",
     )
+
+
+def disabled_current_removal(instance: InstanceState, revision: str, several: bool) -> None:
+    """`snap remove --revision=CURRENT` of a disabled snap: removeTasks only refuses the current
+    revision of an active snap, so with one revision it is a full remove (no remove hook) and
+    with several it removes the current revision under snapd's feet: outside the model."""
+    if not instance.active and revision == instance.current and several:
+        raise ModelGap(
+            f"`snap remove --revision={revision}` of the disabled {instance.name}'s current "
+            "revision among several (removeTasks does not refuse it)"
+        )
 
 
 def run_disabled(state: SnapdState, instance: InstanceState) -> Outcome:
