@@ -5,7 +5,7 @@ judged against the outcomes the model allows; a divergence is shrunk by replay (
 carries the kill point) and written out with its reproducers under artifacts/faults-machine/.
 
 Under the dev and ci profiles it runs 2 examples of 12 steps (a few minutes);
-`HYPOTHESIS_PROFILE=soak` 6 examples of 25 steps, nightly the profile's own counts; its
+`HYPOTHESIS_PROFILE=soak` 4 examples of 20 steps, nightly the profile's own counts; its
 summary.json lists the kill points reached and the outcomes seen as coverage labels."""
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from snapconform.conformance.machine_faults import FaultySnapdMachine
 pytestmark = pytest.mark.conformance
 
 # Each interrupted step costs seconds (a kill, a restart, a settle; a power cut a boot), so the
-# counts are the fault machine's own: short under dev and ci, ~150 steps under soak (about half
+# counts are the fault machine's own: short under dev and ci, ~80 steps under soak (about half
 # an hour on one loaded container), the profile's own under nightly.
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
 COUNTS = {
-    "soak": {"max_examples": 6, "stateful_step_count": 25},
+    "soak": {"max_examples": 4, "stateful_step_count": 20},
     "nightly": {},
 }.get(PROFILE, {"max_examples": 2, "stateful_step_count": 12})
 

@@ -2,8 +2,8 @@
 4), on the store tier: each interrupted step is judged against the outcomes the model allows
 (completed as predicted, or undone to the state before), with the data, hooks and mounts.
 
-The default selection kills snapd at a few tasks of a store refresh (the download, the mount,
-the link, the re-refresh check) and takes the store down at the download for 5 s (snapd's
+The default selection kills snapd at a few tasks of a store refresh (the download, the link
+and the re-refresh check) and takes the store down at the download for 5 s (snapd's
 download retries: 7 tries from 0.5 s, x2.5, within 90 s, store/store_download.go); under
 HYPOTHESIS_PROFILE=soak or nightly it kills snapd at every task boundary."""
 
@@ -21,7 +21,7 @@ from snapconform.model.snapd import HookPlan, SnapFile
 pytestmark = pytest.mark.conformance
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") in ("soak", "nightly")
-SAMPLED_TASKS = ("download-snap", "mount-snap", "link-snap", "check-rerefresh")
+SAMPLED_TASKS = ("download-snap", "link-snap", "check-rerefresh")
 HOOKS = (HookPlan("pre-refresh", marker="saved"), HookPlan("post-refresh", marker="migrated"))
 
 
@@ -62,6 +62,10 @@ def test_store_down_mid_refresh_then_back(store_run, names):
     index = [task[0] for task in first["seen"]].index("download-snap")
     down = _refresh(store_run, name, 3, KillPoint(index, "Doing", 0, "store"))
     assert down["matched"] == "completed" and down["final_status"] == "Done", down
-    assert any("Retrying" in line and "/download/" in line for line in down["retries"]), down
+    # snapd retried the download in silence (httputil MaybeLogRetryAttempt logs at debug level
+    # only): the store saw the one attempt made after it came back
+    record = store_run.history[-1]
+    downloads = [r for r in record.observed_store_requests if "/download/" in str(r.get("path"))]
+    assert len(downloads) == 1, record.observed_store_requests
     observed = store_run.last_observation.instance(name)
     assert observed.current == "3" and observed.sequence == ("2", "3")

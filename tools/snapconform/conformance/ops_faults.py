@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
-from snapconform.conformance.compare import Mismatch, compare_instance, compare_result
+from snapconform.conformance.compare import Mismatch, compare_step
 from snapconform.conformance.operations import (
     FileLocator,
     InstallFile,
@@ -87,10 +87,7 @@ class Judged:
             raise HostError("an interrupted step's result carries no interruption")
         record = interruption.to_json()
         if not interruption.started:
-            mismatches = compare_result(outcome, result) + self._compare_state(
-                outcome.state, observation, instances, None
-            )
-            mismatches += self._compare_hooks(outcome, observation, frozenset(), prefix=False)
+            mismatches = compare_step(outcome, result, observation, instances)
             record["allowed"], record["matched"] = ["no change"], "no change"
             return Judgement(mismatches, outcome, record)
         instance = self.step.instances[0]
@@ -137,11 +134,14 @@ class Judged:
             mismatches.append(
                 Mismatch("change.status", alternative.change_statuses, interruption.final_status)
             )
-        if alternative.name == "completed":
-            mismatches += compare_result(alternative.outcome, result)
-        mismatches += self._compare_state(
-            alternative.outcome.state, observation, instances, interruption
-        )
+        # everything compare_step compares (result, instances, services, users' data, ...)
+        # but the hooks, which may have run again (below)
+        mismatches += [
+            mismatch
+            for mismatch in compare_step(alternative.outcome, result, observation, instances)
+            if mismatch.field != "hooks"
+        ]
+        mismatches += self._compare_mounts(alternative.outcome.state, instances, interruption)
         mismatches += self._compare_hooks(
             alternative.outcome,
             observation,
@@ -151,22 +151,17 @@ class Judged:
         return mismatches
 
     @staticmethod
-    def _compare_state(
-        state: model.SnapdState,
-        observation: Observation,
-        instances: list[str],
-        interruption: Any,
+    def _compare_mounts(
+        state: model.SnapdState, instances: list[str], interruption: Any
     ) -> list[Mismatch]:
+        """Every revision in the sequence is mounted, and nothing else of the instance."""
         mismatches: list[Mismatch] = []
         for name in instances:
             expected = state.instance(name)
-            mismatches += compare_instance(expected, observation.instances.get(name), name)
-            if interruption is not None:
-                # every revision in the sequence is mounted, and nothing else of the instance
-                revisions = frozenset(() if expected is None else expected.revisions)
-                mounted = interruption.mounted(name)
-                if mounted != revisions:
-                    mismatches.append(Mismatch(f"{name}.mounts", revisions, mounted))
+            revisions = frozenset(() if expected is None else expected.revisions)
+            mounted = interruption.mounted(name)
+            if mounted != revisions:
+                mismatches.append(Mismatch(f"{name}.mounts", revisions, mounted))
         return mismatches
 
     def _compare_hooks(
