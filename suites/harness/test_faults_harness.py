@@ -139,3 +139,15 @@ def test_reproducers_ship_the_fault_program_and_run_the_step_through_it():
     task, files = spread_task(history, "an interrupted refresh")
     assert files["faults.py"].startswith('"""Runs ON THE HOST')
     assert "install -D -m 0755 faults.py /var/tmp/snapconform/faults.py" in task
+
+
+def test_the_pasted_program_of_a_shrunk_history_imports_the_kill_point():
+    from snapconform.conformance.shrink import python_program
+
+    steps = [InstallFile(model.SnapFile("sc-a", "1.0"))]
+    steps.append(Interrupted(Revert("sc-a", "x1"), KillPoint(3, "Done", 40)))
+    program = python_program(steps)
+    namespace: dict = {}
+    exec(compile(program, "test_minimal.py", "exec"), namespace)  # it imports what it names
+    assert "KillPoint(task=3, status='Done', delay_ms=40, how='snapd')" in program
+    assert "test_minimal_divergence" in namespace

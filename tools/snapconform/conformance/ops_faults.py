@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
@@ -379,3 +380,15 @@ def spread_files(operations: list[Operation]) -> tuple[dict[str, str], list[str]
         return {}, []
     line = f"install -D -m 0755 faults.py {shlex.quote(FAULTS_PATH)}  # kills snapd at kill points"
     return {"faults.py": program_text()}, [line]
+
+
+def program_imports(operations: Sequence[Operation]) -> list[str]:
+    """The import lines a pasted program (shrink.python_program) needs for interrupted steps."""
+    kinds = {type(operation).__name__ for operation in operations}
+    names = sorted(kinds & {"Interrupted", "InterruptedStore"})
+    if not names:
+        return []
+    return [
+        f"from snapconform.conformance.ops_faults import {', '.join(names)}",
+        "from snapconform.model.faults import KillPoint",
+    ]

@@ -28,6 +28,7 @@ from snapconform.conformance.operations import (
     Operation,
     operation_from_json,
 )
+from snapconform.conformance.ops_faults import program_imports
 from snapconform.conformance.session import (
     ConformanceRun,
     Divergence,
@@ -274,6 +275,7 @@ def python_program(operations: Sequence[Operation]) -> str:
         lines.append(
             f"from snapconform.conformance.store_steps import {', '.join(STORE_STEP_NAMES)}"
         )
+    lines += program_imports(operations)  # interrupted steps (ops_faults)
     lines += [
         "from snapconform.model.snapd import HookPlan, SnapFile",
         "",
