@@ -6,6 +6,8 @@
   container's busybox nc in the container's network namespace.
 - local://: snapconform itself, copied into the container and run there as root, where
   /run/snapd.socket is local.
+- ssh:// into a VM (run with --host qemu://RELEASE): the qemu:// image's sshd, reached through
+  a NIC hot-plugged with only a 127.0.0.1 port forward (the guest reaches nothing).
 
 Every step is checked against the model as on nspawn://. The sshd (a transient unit, with every
 session it forked) and the container are stopped when the module is done.
@@ -40,6 +42,8 @@ from snapconform.conformance.session import ConformanceRun, HostSession
 from snapconform.harness.fixtures import build_snap
 from snapconform.hosts.base import HostUnavailable, open_host
 from snapconform.hosts.nspawn import NspawnHost, unavailable_reason
+from snapconform.hosts.qemu import QemuHost
+from snapconform.hosts.qemu import unavailable_reason as qemu_unavailable_reason
 from snapconform.hosts.ssh import SshHost
 from snapconform.model.snapd import SnapFile
 
@@ -101,8 +105,9 @@ def container(configured_host_url: str) -> Iterator[NspawnHost]:
         host.stop()
 
 
-@pytest.fixture(scope="module")
-def sshd(container: NspawnHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+def make_ssh_keys(tmp_path_factory: pytest.TempPathFactory, known_as: str) -> Path:
+    """A client key, a host key, authorized_keys, and a known_hosts accepting only that host
+    key for ``known_as`` (the client must reach the sshd made here)."""
     missing = [tool for tool in ("ssh", "ssh-keygen") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed here (apt-get install openssh-client)")
@@ -112,11 +117,17 @@ def sshd(container: NspawnHost, tmp_path_factory: pytest.TempPathFactory) -> Ite
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True
         )
-    # Only this host key is accepted: the client must reach the sshd made here.
-    (keys / "known_hosts").write_text("127.0.0.1 " + (keys / "host_key.pub").read_text())
+    (keys / "known_hosts").write_text(f"{known_as} " + (keys / "host_key.pub").read_text())
     authorized = keys / "authorized_keys"
     authorized.write_text((keys / "client_key.pub").read_text())
     authorized.chmod(0o600)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def sshd(container: NspawnHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    keys = make_ssh_keys(tmp_path_factory, "127.0.0.1")
+    authorized = keys / "authorized_keys"
     container.put_file(authorized, "/root/.ssh/authorized_keys")
     container.put_file(keys / "host_key", HOST_KEY)
     if tcp_listeners(container, 22):
@@ -264,3 +275,75 @@ def test_local_host_inside_the_container(container: NspawnHost, names, tmp_path:
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+
+
+# -- ssh:// into a VM: the qemu:// image, its port 22 forwarded to this machine's loopback ----
+
+
+@pytest.fixture(scope="module")
+def vm_sshd(
+    configured_host_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Sshd, QemuHost]]:
+    """A qemu:// VM with a NIC hot-plugged whose only way in is 127.0.0.1:PORT here (the guest
+    reaches nothing), and an sshd in the guest behind it, with keys made here."""
+    url = configured_host_url
+    if not url.startswith("qemu://"):
+        pytest.skip(
+            f"reaches a VM's snapd over ssh:// (run with --host qemu://bookworm); this run "
+            f"drives {url}"
+        )
+    reason = qemu_unavailable_reason(url)
+    if reason:
+        pytest.skip(reason)
+    vm = open_host(url)
+    assert isinstance(vm, QemuHost)
+    vm.start()
+    try:
+        port = vm.forward_ssh()
+        keys = make_ssh_keys(tmp_path_factory, f"[127.0.0.1]:{port}")
+        vm.put_file(keys / "authorized_keys", "/root/.ssh/authorized_keys")
+        vm.put_file(keys / "host_key", HOST_KEY)
+        sshd_argv = [
+            "/usr/sbin/sshd", "-D", "-e",
+            "-o", "ListenAddress=10.0.2.15",  # the forwarded NIC only
+            "-o", f"HostKey={HOST_KEY}",
+            "-o", "PasswordAuthentication=no",
+        ]  # fmt: skip
+        run_inside(
+            vm,  # type: ignore[arg-type]  # run() answers as NspawnHost's does
+            "chmod 700 /root/.ssh && mkdir -p /run/sshd && "
+            f"systemd-run --quiet --unit={SSHD_UNIT} {shlex.join(sshd_argv)}",
+            timeout=120,
+        )
+        deadline = time.monotonic() + 120
+        while not tcp_listeners(vm, 22):  # type: ignore[arg-type]
+            if time.monotonic() > deadline:
+                pytest.fail(f"the sshd in the VM did not listen:\n{vm.console_tail()}")
+            time.sleep(0.5)
+        options = {"identity": keys / "client_key", "known_hosts": keys / "known_hosts"}
+        yield Sshd(f"ssh://root@127.0.0.1:{port}", options), vm
+    finally:
+        vm.stop()
+
+
+def test_conformance_run_over_ssh_into_a_vm(
+    vm_sshd: tuple[Sshd, QemuHost], names, test_artifacts: Path
+) -> None:
+    sshd, vm = vm_sshd
+    assert tcp_listeners(vm, 22) == ["0F02000A:0016"]  # 10.0.2.15, the forwarded NIC only
+    session = HostSession(sshd.url, artifacts=test_artifacts, host_options=sshd.options)
+    try:
+        session.start()
+        assert session.shell is not None
+        assert session.shell.run("uname -r").output == (vm.image.kernel_version if vm.image else "")
+        assert session.shell.run('echo "$SSH_CONNECTION"').output.startswith("10.0.2.2 ")
+        run = ConformanceRun(session)
+        name = names.fresh()
+        records = run.run(epoch_scenario(name))
+        run.save_history(test_artifacts / "history.json")
+    finally:
+        session.stop()
+    assert [record.verdict for record in records] == ["pass"] * len(records)
+    assert run.last_observation is not None
+    after = run.last_observation.instance(name)
+    assert after.current == "x1" and after.sequence == ("x1", "x2")
