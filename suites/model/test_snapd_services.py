@@ -282,3 +282,15 @@ def test_removing_the_current_revision_of_a_disabled_snap():
     with pytest.raises(ModelGap):
         remove(two.state, NAME, "x2")
     assert remove(two.state, NAME, "x1").ok
+
+
+@pytest.mark.parametrize(("version", "ok"), [((2, 57), True), ((2, 68), False), ((2, 77), False)])
+def test_removing_several_snaps_none_of_them_installed(version, ok):
+    # cmd/snap/cmd_snap_op.go: 2.57 tolerates a change without snap-names, 2.65+ does not
+    # (changedSnapsFromChange; observed on 2.57.6 and 2.68.3).
+    from snapconform.model.snapd_commands import remove_many
+
+    outcome = remove_many(new_state(version), (NAME, "sc-gone"))
+    assert outcome.ok is ok
+    if not ok:
+        assert outcome.error.message == "data entry not found"

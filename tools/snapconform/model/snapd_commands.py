@@ -5,7 +5,10 @@
   stay done, and the CLI prints the failed tasks only (observed on 2.57.6: one lane's
   post-refresh failed, the other lane's refresh stayed).
 - `snap remove NAME...`: one change; names not installed are reported `NAME not installed`
-  after the removed ones and the command exits 0 (observed on 2.57.6).
+  after the removed ones and the command exits 0 (observed on 2.57.6). When none of them is
+  installed the change carries no `snap-names`; from 2.65 the CLI reads that as an error,
+  `data entry not found` (client.ErrNoData), exit 1 (cmd/snap/cmd_snap_op.go
+  changedSnapsFromChange, made for components; observed on 2.68.3).
 - `snap revert` with no name: the CLI's argument parser refuses it, exit status 64
   (go-flags' ErrRequired; observed).
 - `snap run --hook=HOOK NAME`: runs the current revision's hook outside any change, as root
@@ -21,7 +24,16 @@ from snapconform.model import snapd_userdata as userdata
 from snapconform.model.snapd_changes import HookLog
 from snapconform.model.snapd_state import ExpectedError, ModelGap, Outcome, SnapdState, SnapFile
 
-__all__ = ["install_many", "remove_many", "revert_without_name", "run_hook"]
+__all__ = [
+    "REMOVE_NONE_IS_AN_ERROR_SINCE",
+    "install_many",
+    "remove_many",
+    "revert_without_name",
+    "run_hook",
+]
+
+# `snap remove A B` with neither installed: from 2.65 `data entry not found`, exit 1 (above).
+REMOVE_NONE_IS_AN_ERROR_SINCE = (2, 65)
 
 # Refusals that happen inside a lane's change (the other lanes go on); any other refusal would
 # be made before the change exists, for the whole command: the model does not predict that.
@@ -76,6 +88,14 @@ def remove_many(state: SnapdState, names: tuple[str, ...]) -> Outcome:
         hooks += outcome.hooks_run
         discarded += outcome.discarded
         whys.append(outcome.why)
+    if len(missing) == len(names) and state.snapd_version >= REMOVE_NONE_IS_AN_ERROR_SINCE:
+        return Outcome(
+            state,
+            ExpectedError("no-data", "data entry not found"),
+            (),
+            "none of them is installed, so the change has no snap-names and the CLI fails "
+            "reading them (cmd/snap/cmd_snap_op.go changedSnapsFromChange, 2.65+)",
+        )
     notices = tuple(f"{name} not installed" for name in missing)
     return Outcome(state, None, tuple(hooks), "; ".join(whys), tuple(discarded), notices=notices)
 
