@@ -257,6 +257,8 @@ def compare_userdata_and_config(
             if want != have:
                 mismatches.append(Mismatch(f"{name}.user_data[{user.name}]", want, have))
         instance = state.instance(name)
+        if instance is not None and instance.preinstalled:
+            continue  # a host's own snap: its configuration (core's is the system's) is not kept
         if instance is not None and seen.installed and seen.config_json is not None:
             want_config = json.dumps(snapd_config.config_dict(instance), sort_keys=True)
             if want_config != seen.config_json:
