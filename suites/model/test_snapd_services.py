@@ -294,3 +294,12 @@ def test_removing_several_snaps_none_of_them_installed(version, ok):
     assert outcome.ok is ok
     if not ok:
         assert outcome.error.message == "data entry not found"
+
+
+def test_a_disabled_snap_refuses_a_revert_to_an_unknown_revision_as_inactive():
+    # snapstate.go RevertToRevision: already-on, then inactive, then cannot-find.
+    state = disable(install(new_state(), snap("1.0")).state, NAME).state
+    assert revert(state, NAME, "x9").error.message == (
+        'cannot revert "sc-svc": cannot revert inactive snaps'
+    )
+    assert revert(state, NAME, "x1").error.kind == "already-on-revision"

@@ -377,6 +377,13 @@ def _revert_change(state: SnapdState, instance: str, revision: str | None = None
                 prefix + text.INACTIVE_REVERT,
                 "refused: a snap that is not installed is not active (RevertToRevision)",
             )
+        if not found.active:  # RevertToRevision: inactive before an unknown revision
+            return _refused(
+                state,
+                "inactive-snap",
+                prefix + text.INACTIVE_REVERT,
+                f"refused: {instance} is disabled (snapstate.go RevertToRevision)",
+            )
         maybe_target = found.revision(revision)
         if maybe_target is None:
             return _refused(
