@@ -132,3 +132,12 @@ def test_a_stored_bad_value_inside_a_change_is_outside_the_model() -> None:
     state = ok(set_snap_config(state, NAME, (("k", "bad"),)))  # x1's hook reads nothing
     with pytest.raises(ModelGap):
         install(state, snap("2.0"))
+
+
+def test_hooks_of_an_undone_first_install_read_too() -> None:
+    """Found by the state machine on 2.57.6: the install hook read k (unset) before configure
+    failed and the install was undone; the read is logged all the same."""
+    hooks = (HookPlan("install", reads_config=("k",)), HookPlan("configure", "planned failure"))
+    outcome = install(new_state(), SnapFile(NAME, "2.0", hooks=hooks))
+    assert outcome.error is not None
+    assert reads(outcome) == [("install", "x1", "")]

@@ -326,7 +326,7 @@ def fresh_install(
 ) -> Outcome:
     outcome = _install_change(state, instance_name, snap_name, revision)
     outcome = userdata.after_fresh_install(outcome, instance_name, revision)
-    return config.after_fresh_install(outcome, instance_name)
+    return config.after_fresh_install(outcome, revision)
 
 
 def refresh_to(

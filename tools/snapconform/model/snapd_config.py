@@ -151,12 +151,10 @@ def _put(
 # -- the changes ------------------------------------------------------------------------------
 
 
-def after_fresh_install(outcome: Outcome, instance_name: str) -> Outcome:
-    """A first install has no configuration: its configure hook reads nothing set."""
-    installed = outcome.state.instance(instance_name)
-    if installed is None:
-        return outcome
-    reads = _reads(installed.sequence, outcome.hooks_run, None)
+def after_fresh_install(outcome: Outcome, revision: RevisionState) -> Outcome:
+    """A first install has no configuration: its hooks read nothing set (also when one of
+    them fails and the install is undone)."""
+    reads = _reads((revision,), outcome.hooks_run, None)
     _no_refusal_inside_a_change(reads)
     return _put(outcome, None, reads)
 
