@@ -303,3 +303,14 @@ def test_a_disabled_snap_refuses_a_revert_to_an_unknown_revision_as_inactive():
         'cannot revert "sc-svc": cannot revert inactive snaps'
     )
     assert revert(state, NAME, "x1").error.kind == "already-on-revision"
+
+
+def test_a_revert_starts_the_target_revisions_services_as_root():
+    # The reverted-to revision's services are `snap run` as root (observed on 2.57.6, 2.68.3,
+    # 2.77.1: root's ~/snap/NAME/current points at the revert's target afterwards).
+    state = install(install(new_state(), snap("1.0")).state, snap("2.0")).state
+    outcome = revert(state, NAME)
+    assert [(r.hook, r.revision) for r in outcome.service_runs] == [
+        ("daemon", "x1"),
+        ("once", "x1"),
+    ]

@@ -439,6 +439,7 @@ def _revert_change(state: SnapdState, instance: str, revision: str | None = None
         f"reverted {instance} from {found.current} to {target.revision}: only current moves, "
         "no data is copied, no pre/post-refresh hooks, no garbage collection; configure ran in "
         "the target (snapstate.go RevertToRevision)",
+        service_runs=new_runs,
     )
 
 
