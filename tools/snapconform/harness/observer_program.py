@@ -198,9 +198,40 @@ def home_dirs() -> list[tuple[str, str]]:
     return homes
 
 
+def settle_services(instance: str, seconds: float = 5.0) -> None:
+    """Wait until each running service of INSTANCE is past `snap run` (which makes root's
+    ~/snap/INSTANCE/REV and moves its `current` link before it execs snap-confine): systemd
+    reports a simple service started as soon as it forked, so without this the link would
+    race the observation."""
+    import glob
+    import subprocess
+
+    units = glob.glob(f"/etc/systemd/system/snap.{instance}.*.service")
+    deadline = time.monotonic() + seconds
+    for unit in units:
+        shown = subprocess.run(
+            ["systemctl", "show", "-p", "MainPID", "--value", os.path.basename(unit)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        pid = shown.stdout.strip()
+        if not pid.isdigit() or pid == "0":
+            continue
+        while time.monotonic() < deadline:
+            try:
+                exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            except OSError:
+                break  # gone
+            if exe != "snap":
+                break
+            time.sleep(0.02)
+
+
 def observe_user_data(instance: str) -> dict:
     """Per user with a ~/snap/INSTANCE: its revision dirs with their entries, common, the
     current link's target, trash (REV.old) and anything else."""
+    settle_services(instance)
     users = {}
     for user, home in home_dirs():
         base = os.path.join(home, "snap", instance)
