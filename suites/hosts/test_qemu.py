@@ -5,7 +5,7 @@ cannot boot.
 
 A VM under TCG is slow (the first start builds the image and seeds the VM: ~5-7 min; each
 resume 5-15 s, each snap operation 15-35 s), so these run only when the run drives a qemu host:
-``tox -e conformance -- --host qemu://bookworm -k qemu`` (or ``suites/hosts/test_qemu.py``
+``tox -e conformance -- --host qemu://bookworm -k test_qemu`` (or ``suites/hosts/test_qemu.py``
 directly). They skip otherwise, and where qemu cannot run, saying why. Each test prints what it
 measured.
 """
