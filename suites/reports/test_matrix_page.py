@@ -43,6 +43,7 @@ HOSTS = {  # url -> (snapd version text, (major, minor))
     "nspawn://trixie": ("2.68.3-3+deb13u1", (2, 68)),
     "nspawn://sid": ("2.77.1-2", (2, 77)),
 }
+LXD_HOST = {"lxd://c1": ("2.57.6-1+deb12u1", (2, 57))}  # bookworm's snapd in an LXD container
 NO_STORE = "no store-tier host to drive: the mirror answered HTTP 404 for snapd_2.77.1-2.dsc"
 
 
@@ -90,7 +91,7 @@ def make_host(
     base: Path, url: str, outcomes: dict[str, tuple[str, str]], *, build: str = "archive"
 ) -> HostRun:
     """A host's artifacts directory as `pytest --artifacts DIR --host URL` leaves it."""
-    text, version = HOSTS[url]
+    text, version = {**HOSTS, **LXD_HOST}[url]
     slug = url.replace("://", "-")
     directory = base / "hosts" / slug
     directory.mkdir(parents=True)
@@ -222,6 +223,23 @@ def test_the_matrix_as_data(tmp_path: Path) -> None:
     assert "| `test_parallel_instances.py::test_undone_revision[instance-key]` | known: " in text
     assert f"- `{KNOWN.key}` (recorded for snapd < 2.77): shown on 2.57.6-1+deb12u1, 2.68.3" in text
     assert "not shown on 2.77.1-2 (the same tests passed)" in text
+
+
+def test_two_hosts_of_one_snapd_version_name_it_once(tmp_path: Path) -> None:
+    """nspawn://bookworm and an LXD container run the same 2.57.6: a known divergence shows on
+    both hosts and on that version once, and each fact lists each version once."""
+    hosts = three_hosts(tmp_path)
+    outcomes = {T_REFUSED: ("passed", ""), T_KNOWN: ("xfailed", KNOWN_MESSAGE)}
+    hosts.append(make_host(tmp_path, "lxd://c1", {**outcomes, T_STORE: ("passed", "")}))
+    matrix = build_matrix(hosts)
+    (known,) = matrix["known_divergences"]
+    assert known["shown_on"] == ["2.57.6-1+deb12u1", "2.68.3-3+deb13u1"]
+    assert known["shown_on_hosts"] == ["lxd://c1", "nspawn://bookworm", "nspawn://trixie"]
+    wrap = next(f for f in matrix["facts"] if f["name"] == "FEATURE_FLAG_WRAP_SINCE")
+    assert wrap["seen_before"] == ["2.57.6-1+deb12u1", "2.68.3-3+deb13u1"]
+    assert wrap["before_on"] == ["2.57.6-1+deb12u1", "2.68.3-3+deb13u1"]
+    assert [h["host"] for h in wrap["hosts"]][-1] == "lxd://c1"
+    assert "| 2.77.1-2 / 2.57.6-1+deb12u1, 2.68.3-3+deb13u1 |" in render_markdown(matrix)
 
 
 def test_an_unexplained_divergence_fails_the_matrix(tmp_path: Path) -> None:

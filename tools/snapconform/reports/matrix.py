@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,20 +271,29 @@ def _fact_rows(columns: Sequence[HostColumn], runs: Sequence[HostRun]) -> list[d
                 "module": fact.module,
                 "since": fact.version,
                 "about": fact.about,
-                "applies_on": [c.snapd_version for c in columns if _applies(fact.since, c)],
-                "before_on": [
+                # Versions, each once (two hosts may run the same snapd: nspawn and lxd).
+                "applies_on": _versions(
+                    c.snapd_version for c in columns if _applies(fact.since, c)
+                ),
+                "before_on": _versions(
                     c.snapd_version
                     for c in columns
                     if c.snapd_version
                     and major_minor(c.snapd_version)
                     and not _applies(fact.since, c)
-                ],
-                "seen_with": sorted(set(seen_with)),
-                "seen_before": sorted(set(seen_before)),
+                ),
+                "seen_with": _versions(seen_with),
+                "seen_before": _versions(seen_before),
                 "hosts": hosts,
             }
         )
     return rows
+
+
+def _versions(versions: Iterable[str | None]) -> list[str]:
+    """Each version once, oldest first (by its numbers, then its text)."""
+    found = {v for v in versions if v}
+    return sorted(found, key=lambda v: ([int(n) for n in re.findall(r"\d+", v)], v))
 
 
 def _applies(since: tuple[int, int], column: HostColumn) -> bool:
@@ -541,7 +550,7 @@ def render_markdown(matrix: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        "| fact | from | seen with it | seen before it | hosts with it / before it | what |"
+        "| fact | from | seen with it | seen before it | versions with it / before it | what |"
     )
     lines.append("|---|---|---|---|---|---|")
     for fact in matrix["facts"]:
