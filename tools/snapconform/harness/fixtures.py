@@ -170,8 +170,8 @@ class ServiceBehaviour:
     """One service of a fixture snap (an app with `daemon:`; script: templates/service.sh).
 
     ``simple`` runs until stopped; ``oneshot`` exits at once, with 0 or, when ``fails``, 1 (so
-    `systemctl start` fails). Neither writes any data. A simple service that fails would race systemd, so only a
-    oneshot may fail.
+    `systemctl start` fails). Neither writes any data. A simple service that fails would race
+    systemd, so only a oneshot may fail.
     """
 
     name: str
