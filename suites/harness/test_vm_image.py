@@ -103,6 +103,7 @@ def test_the_machine_has_no_network_and_its_sockets_in_the_record(tmp_path: Path
     argv = qemu_vm.machine_argv(spec(), tmp_path / "disk.qcow2", tmp_path)
     assert argv[0] == "qemu-system-x86_64"
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
+    assert "-no-reboot" in argv  # a rebooting guest is a dead host
     assert not [arg for arg in argv if "hostfwd" in arg or arg.startswith("user")]
     assert argv[argv.index("-append") + 1] == vm_image.KERNEL_COMMAND_LINE
     sockets = [arg for arg in argv if ".sock" in arg]

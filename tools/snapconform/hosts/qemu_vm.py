@@ -157,6 +157,7 @@ def machine_argv(spec: MachineSpec, disk: Path, record: Path) -> list[str]:
         "-smp", str(spec.cpus),
         "-m", str(spec.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
+        "-no-reboot",  # a guest that panics or reboots ends qemu: a dead host, not a new boot
         "-nic", "none",  # no network; a loopback-only ssh forward is hot-plugged on demand
         "-kernel", str(spec.kernel),
         "-initrd", str(spec.initrd),
