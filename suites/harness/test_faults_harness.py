@@ -88,7 +88,7 @@ def test_an_interrupted_step_round_trips_through_json():
 def test_the_reproducer_command_names_the_point():
     command = fault_command(["snap", "revert", "sc-a"], 3, "Doing", 250)
     assert command.startswith("python3 /var/tmp/snapconform/faults.py interrupt --task 3")
-    assert "--delay-ms 250 --action kill --settle 120 -- snap revert sc-a" in command
+    assert "--delay-ms 250 --action kill --settle 240 -- snap revert sc-a" in command
 
 
 def test_the_host_program_refuses_anything_but_snap():

@@ -24,8 +24,8 @@ from snapconform.harness.shell import Shell
 from snapconform.hosts.base import HostError
 
 FAULTS_PATH = str(HOST_WORK_DIR / "faults.py")
-SETTLE_SECONDS = 120.0  # the bound on snapd coming back and the change getting ready
-COMMAND_MARGIN = 420.0  # the program's own waits (start, the point, the settle) fit in this
+SETTLE_SECONDS = 240.0  # the bound on snapd coming back and the change getting ready
+COMMAND_MARGIN = 600.0  # the program's own waits (start, the point, the settle) fit in this
 
 _HOOK_SUMMARY = re.compile(r"^Run (\S+) hook of ")
 
