@@ -1,5 +1,6 @@
-"""Offline: the bench's store figures from synthetic timings (phases of a refresh from snapd's
-change times; the store/local ratio paired per round)."""
+"""Offline: the bench's figures from synthetic timings (phases of a refresh from snapd's
+change times; the store/local ratio paired per round; checked_over_raw; the phases of one and
+several hosts at once, the speedup and what limits it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from snapconform.commands.bench import phases_of, print_report, store_ratios
+from snapconform.commands.bench import (
+    checked_over_raw,
+    cpu_busy,
+    phase_figures,
+    phases_of,
+    print_report,
+    speedup_figures,
+    store_ratios,
+)
 
 
 def test_phases_split_a_refresh_at_its_change():
@@ -46,3 +55,82 @@ def test_the_report_says_whether_the_store_target_is_met(capsys):
     assert "store-install, store-refresh: not measured (no store tier here: why)" in (
         capsys.readouterr().out
     )
+
+
+def test_checked_over_raw_is_paired_per_round_and_the_raw_rate_comes_from_the_rows():
+    raw = {
+        "install": [0.5, 0.5],
+        "refresh": [0.6],
+        "revert": [0.2],
+        "remove": [0.2],
+        "store-install": [9.0],
+    }  # store rows are not the checked cycle's
+    # round 2 ran under load: both its checked and its raw cycle were slow
+    figures = checked_over_raw(raw, checked_rounds=[6.0, 12.0, 5.5], raw_rounds=[4.0, 10.0, 5.0])
+    assert figures["raw_cycle_operations_per_minute"] == 150.0  # 5 operations in 2.0 s
+    assert figures["checked_over_raw_rounds"] == [1.5, 1.2, 1.1]
+    assert figures["checked_over_raw"] == 1.2  # the median
+    assert checked_over_raw({}, [], []) == {}
+
+
+def test_cpu_busy_per_cpu_between_two_readings():
+    before = {"cpu0": (100, 1000), "cpu1": (500, 1000)}
+    after = {"cpu0": (190, 1100), "cpu1": (510, 1100)}
+    assert cpu_busy(before, after) == {"cpu0": 0.9, "cpu1": 0.1}
+
+
+def _result(steps, seconds, snapd, shell, harness):
+    return {
+        "steps": steps,
+        "seconds": seconds,
+        "cpu_seconds": {"snapd": snapd, "shell": shell, "harness": harness},
+    }
+
+
+def test_a_phase_sums_its_hosts_and_splits_the_cpu_per_step():
+    results = [_result(32, 60.0, 8.0, 4.0, 12.0), _result(32, 64.0, 8.0, 4.0, None)]
+    phase = phase_figures(results, 64.0, {"cpu0": 0.5, "cpu1": 0.4}, "1.0 2.0 3.0")
+    assert phase["steps"] == 64 and phase["checked_steps_per_minute"] == 60.0
+    assert phase["per_host_steps_per_minute"] == [32.0, 30.0]
+    # one host could not tell the harness's CPU: that side is unknown, not half counted
+    assert phase["step_cpu_seconds"] == {"snapd": 0.25, "shell": 0.125, "harness": None}
+
+
+def test_speedup_pairs_each_many_host_phase_with_the_one_host_phases_around_it():
+    def one(seconds):
+        return phase_figures([_result(32, seconds, 4.0, 2.0, 6.0)], seconds, {"cpu0": 0.6}, "3")
+
+    busy = {"cpu0": 0.97, "cpu1": 0.95}
+    many = phase_figures([_result(32, 60.0, 4.0, 2.0, 6.0)] * 2, 60.0, busy, "9.5 8 7")
+    # the load grew during the run: one host went 40, 30, 20 steps/min
+    figures = speedup_figures([one(48.0), many, one(64.0), many, one(96.0)])
+    assert figures["one_host_checked_steps_per_minute"] == 30.0
+    assert figures["hosts_checked_steps_per_minute"] == 64.0
+    assert figures["speedup_per_phase"] == [1.83, 2.56]  # 64 over 35, then over 25
+    assert figures["speedup"] == 2.19  # the median
+    note = figures["speedup_note"]
+    assert note.startswith("CPU-bound: in the 2-host phases the CPUs were cpu0 97%, cpu1 95%")
+    assert "load average 9.5 8 7 / 9.5 8 7" in note and "our steps 20% of them" in note
+    assert "0.38 CPU-s (snapd 0.12, shell 0.06, harness 0.19)" in note
+    idle = dict(many, cpu_busy={"cpu0": 0.5, "cpu1": 0.4})
+    assert speedup_figures([one(48.0), idle, one(48.0)])["speedup_note"].startswith(
+        "not CPU-bound: in the 2-host phases the CPUs were 45% busy on average"
+    )
+
+
+def test_the_report_prints_the_worker_phases_and_the_speedup_target(capsys):
+    one = phase_figures([_result(4, 6.0, 1.0, 1.0, 1.0)], 6.0, {"cpu0": 0.5}, "1 1 1")
+    many = phase_figures([_result(4, 6.0, 1.0, 1.0, 1.0)] * 2, 6.0, {"cpu0": 0.5}, "1 1 1")
+    figures = {"host": "h", **speedup_figures([one, many, one]), "checked_over_raw": 1.1}
+    figures["workers"] = {"count": 2, "cpus": [0, 1], "phases": [one, many, one]}
+    print_report(figures)
+    out = capsys.readouterr().out
+    assert any(
+        line.startswith("speedup") and line.endswith("target >= 1.8  met")
+        for line in out.splitlines()
+    ), out
+    assert any(
+        line.startswith("checked_over_raw") and "target <= 1.2  met" in line
+        for line in out.splitlines()
+    ), out
+    assert "2 host(s): 80.0 checked steps/min (8 in 6.0 s; busy cpu0 50%; load 1 1 1)" in out

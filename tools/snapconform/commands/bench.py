@@ -21,23 +21,38 @@ In one run, on one host:
   tail (it polls the change);
 - model-checked steps a minute: the local cycle and the store cycle through ConformanceRun
   (predict, perform, observe over the REST API, compare).
+- checked_over_raw: what a model-checked step costs over the raw snapd operation it performs
+  (the same install/refresh/revert/remove cycle): raw cycle operations a minute over checked
+  steps a minute;
+- with --workers N (N >= 2): the same checked cycle on one host and on N hosts at once, in
+  worker processes of their own, each with its own nspawn container pinned (with the worker) to
+  its own CPU (``?cpu=I``): one host, then N, then one again (the two one-host phases bracket
+  the N-host one, so a load that drifts during the run moves both), and `speedup`, the N-host
+  rate over the mean one-host rate. Each phase also says how busy every CPU was
+  (/proc/stat), the load average, and what a step cost in CPU: snapd's side (the container's
+  cgroup), the shell's (bash, the snap CLI and the observer program it ran) and the
+  harness's (the worker process), so the note can say what limits the speedup.
 Targets (issue 3): overhead <= 10%, >= 60 operations a minute, reset <= 3 s, warm start <= 10 s;
 (issue 4): >= 40 model-checked steps a minute; (issue 7): a store refresh costs at most 1.5 x a
 local `--dangerous` refresh: the median over rounds and both paths of each round's store refresh
 over the same round's local refresh (paired: seconds apart, so under the same machine load; the
-ratios of the medians are printed too).
+ratios of the medians are printed too); (issue 8): speedup >= 1.8 with 2 workers on this
+2-core machine, checked_over_raw <= 1.2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
+import os
 import shlex
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +65,20 @@ TARGETS = {
     "warm_start_seconds": 10.0,
     "checked_steps_per_minute": 40.0,
     "store_refresh_over_local_refresh": 1.5,
+    "checked_over_raw": 1.2,
+    "speedup": 1.8,
 }
 LOWER_IS_BETTER = (
     "overhead_ratio",
     "reset_seconds",
     "warm_start_seconds",
     "store_refresh_over_local_refresh",
+    "checked_over_raw",
 )
+# A phase whose CPUs were at least this busy was limited by the machine's CPU.
+SATURATED = 0.9
+WORKER_BOOT_TIMEOUT = 600.0
+WORKER_PHASE_TIMEOUT = 1800.0
 CYCLE = ("install", "refresh", "revert", "remove")
 STORE_ROWS = ("store-install", "store-refresh")
 # Timed refreshes whose snapd change is read back for the phases.
@@ -112,6 +134,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resets", type=int, default=3, help="resets to time")
     parser.add_argument(
         "--no-store", action="store_true", help="no store rows: run on --host as given"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run the checked cycle on this many hosts at once (nspawn://: a container "
+        "per worker, each on its own CPU) and report the speedup over one host",
+    )
+    parser.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="with --workers: only the checked steps on one host and on several (no other rows)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.set_defaults(func=run)
@@ -265,14 +299,24 @@ def store_ratios(bench: _Bench, per_op: dict[str, dict[str, float]]) -> dict[str
 def run(args: argparse.Namespace) -> int:
     from snapconform.conformance.session import HostSession, store_tier_url
 
-    if args.rounds < 1 or args.resets < 0:
-        print("snapconform bench: --rounds must be >= 1 and --resets >= 0", file=sys.stderr)
+    if args.rounds < 1 or args.resets < 0 or args.workers < 1:
+        print(
+            "snapconform bench: --rounds must be >= 1, --workers >= 1 and --resets >= 0",
+            file=sys.stderr,
+        )
         return 2
     try:
         url = args.host if args.no_store else store_tier_url(args.host)
         session = HostSession(url, artifacts=Path("artifacts/bench"))
     except ValueError as exc:
         print(f"snapconform bench: {exc}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and session.host.spec.scheme != "nspawn":
+        print(
+            f"snapconform bench: --workers {args.workers} makes a host per worker, and "
+            f"{args.host} is one host: use an nspawn:// host",
+            file=sys.stderr,
+        )
         return 2
     figures: dict[str, Any] = {"host": url, "requested_host": args.host}
     try:
@@ -287,7 +331,8 @@ def run(args: argparse.Namespace) -> int:
             session = HostSession(args.host, artifacts=Path("artifacts/bench"))
             url = figures["host"] = args.host
             _prepare(session)
-        _measure(session, args, figures)
+        if not (args.workers_only and args.workers > 1):
+            _measure(session, args, figures)
     except HostUnavailable as exc:
         print(f"snapconform bench: {exc}", file=sys.stderr)
         return 2
@@ -296,6 +341,12 @@ def run(args: argparse.Namespace) -> int:
         return 3
     finally:
         session.stop()
+    if args.workers > 1:
+        try:
+            figures.update(measure_workers(figures["host"], args.workers, args.rounds))
+        except HostError as exc:
+            print(f"snapconform bench: host fault in a worker: {exc}", file=sys.stderr)
+            return 3
     print_report(figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +366,7 @@ def _prepare(session: Any) -> None:
 
 
 def _measure(session: Any, args: argparse.Namespace, figures: dict[str, Any]) -> None:
-    from snapconform.conformance.operations import InstallFile, Remove, Revert
+    from snapconform.conformance.operations import Remove
     from snapconform.conformance.session import ConformanceRun, NameAllocator
     from snapconform.conformance.store_steps import Release, StoreInstall, StoreRefresh, StoreWorld
     from snapconform.harness.fixtures import FixtureSpec, build_snap
@@ -386,22 +437,17 @@ def _measure(session: Any, args: argparse.Namespace, figures: dict[str, Any]) ->
     if store:
         figures.update(store_ratios(bench, per_op))
 
-    # Model-checked steps: the same cycles with prediction, observation and comparison.
-    conformance = ConformanceRun(session)
-    started = time.monotonic()
-    steps = 0
+    # Model-checked steps: the same cycles with prediction, observation and comparison, each
+    # round followed by the same cycle sent raw (paired: seconds apart, under the same load).
+    rounds: list[dict[str, Any]] = []
+    raw_rounds: list[float] = []
     for _ in range(args.rounds):
-        checked = names.fresh()
-        one, two = SnapFile(checked, "1.0"), SnapFile(checked, "2.0")
-        for operation in (
-            InstallFile(one),
-            InstallFile(two),
-            Revert(checked),
-            Remove(checked, purge=True),
-        ):
-            conformance.step(operation)
-            steps += 1
-    figures["checked_steps_per_minute"] = round(60 * steps / (time.monotonic() - started), 1)
+        rounds.append(checked_cycles(session, 1, names))
+        raw_rounds.append(sum(bench.raw(bench.wrap(commands[op])) for op in CYCLE))
+    cycle = merged_cycles(rounds)
+    figures["checked_steps_per_minute"] = round(60 * cycle["steps"] / cycle["seconds"], 1)
+    figures["checked_step_cpu_seconds"] = step_cpu(cycle)
+    figures.update(checked_over_raw(bench.times["raw"], [r["seconds"] for r in rounds], raw_rounds))
     if store:
         # Store-backed: publisher steps (cheap, checked too) and snapd's install, refresh and
         # remove; only the snapd steps are counted, the time is all of it.
@@ -423,6 +469,324 @@ def _measure(session: Any, args: argparse.Namespace, figures: dict[str, Any]) ->
         seconds = time.monotonic() - started
         figures["store_checked_steps_per_minute"] = round(60 * steps / seconds, 1)
         conformance.close()
+
+
+# -- checked steps, on one host and on several at once ---------------------------------------
+
+
+def checked_cycles(session: Any, rounds: int, names: Any) -> dict[str, Any]:
+    """`rounds` model-checked install/refresh/revert/remove cycles on `session`: how many steps,
+    the seconds they took, and the CPU seconds spent on snapd's side (the container's cgroup),
+    the shell's (bash and what it ran: the snap CLI, the observer program) and the harness's
+    (this process); None where this host cannot tell."""
+    from snapconform.conformance.operations import InstallFile, Remove, Revert
+    from snapconform.conformance.session import ConformanceRun
+    from snapconform.model.snapd import SnapFile
+
+    conformance = ConformanceRun(session)
+    before = _cpu_sides(session)
+    started = time.monotonic()
+    steps = 0
+    for _ in range(rounds):
+        checked = names.fresh()
+        one, two = SnapFile(checked, "1.0"), SnapFile(checked, "2.0")
+        for operation in (
+            InstallFile(one),
+            InstallFile(two),
+            Revert(checked),
+            Remove(checked, purge=True),
+        ):
+            conformance.step(operation)
+            steps += 1
+    seconds = time.monotonic() - started
+    after = _cpu_sides(session)
+    spent = {
+        side: (None if before[side] is None or after[side] is None else after[side] - before[side])
+        for side in before
+    }
+    return {"steps": steps, "seconds": seconds, "cpu_seconds": spent}
+
+
+def step_cpu(result: dict[str, Any]) -> dict[str, float | None]:
+    """CPU seconds per checked step, by side (snapd, shell, harness)."""
+    steps = max(1, int(result["steps"]))
+    return {
+        side: None if spent is None else round(spent / steps, 3)
+        for side, spent in result["cpu_seconds"].items()
+    }
+
+
+def merged_cycles(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several checked_cycles results as one (steps, seconds and CPU seconds added up)."""
+    spent: dict[str, float | None] = {}
+    for side in ("snapd", "shell", "harness"):
+        values = [r["cpu_seconds"].get(side) for r in results]
+        spent[side] = None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+    return {
+        "steps": sum(int(r["steps"]) for r in results),
+        "seconds": sum(float(r["seconds"]) for r in results),
+        "cpu_seconds": spent,
+    }
+
+
+def checked_over_raw(
+    raw_times: dict[str, list[float]], checked_rounds: list[float], raw_rounds: list[float]
+) -> dict[str, Any]:
+    """What a model-checked step costs over the raw operation it performs: per round, the
+    checked install/refresh/revert/remove cycle's seconds over the same cycle sent raw right
+    after it (paired, so under the same load), the median over rounds (1.0: checking is
+    free); beside it the raw cycle's operations a minute from the timed rows."""
+    figures: dict[str, Any] = {}
+    samples = [t for row in CYCLE for t in raw_times.get(row, [])]
+    if samples:
+        figures["raw_cycle_operations_per_minute"] = round(60 * len(samples) / sum(samples), 1)
+    pairs = [(c, r) for c, r in zip(checked_rounds, raw_rounds, strict=True) if r > 0]
+    if pairs:
+        figures["checked_over_raw"] = round(statistics.median(c / r for c, r in pairs), 2)
+        figures["checked_over_raw_rounds"] = [round(c / r, 2) for c, r in pairs]
+    return figures
+
+
+def _tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of `pid` and its live descendants, each with its reaped children's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending, seen = 0, [pid], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if current == pid:
+                return None
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return total / ticks
+
+
+def _cgroup_cpu_seconds(groups: Sequence[Path]) -> float | None:
+    """CPU seconds used in one of the container's cgroups (v1 cpuacct, or v2 cpu.stat)."""
+    for group in groups:
+        usage = group / "cpuacct.usage"
+        if usage.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                return int(usage.read_text()) / 1e9
+        stat = group / "cpu.stat"
+        if stat.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                for line in stat.read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+    return None
+
+
+def _cpu_sides(session: Any) -> dict[str, float | None]:
+    container = getattr(session.host, "container", None)
+    groups = getattr(container, "groups", None) or []
+    shell_pid = session.shell.pid if session.shell is not None else None
+    return {
+        "snapd": _cgroup_cpu_seconds(groups),
+        "shell": _tree_cpu_seconds(shell_pid) if shell_pid else None,
+        "harness": time.process_time(),
+    }
+
+
+def with_cpu(url: str, cpu: int) -> str:
+    return f"{url}{'&' if '?' in url else '?'}cpu={cpu}"
+
+
+def _bench_worker(url: str, cpu: int, rounds: int, artifacts: str, conn: Any) -> None:
+    """One worker process: pinned to `cpu` with its host, it boots the host, says it is ready,
+    then runs `rounds` checked cycles whenever told, until told to stop."""
+    from snapconform.conformance.session import HostSession, NameAllocator
+
+    os.sched_setaffinity(0, {cpu})
+    session = HostSession(url, artifacts=Path(artifacts))
+    try:
+        try:
+            session.start()
+            conn.send({"ready": True, "cpu": session.host.pinned_cpu})
+            names = NameAllocator("sc-bench")
+            while conn.recv() == "run":
+                conn.send(checked_cycles(session, rounds, names))
+        except Exception as exc:  # the parent says it, as a host fault
+            conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        session.stop()
+
+
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """Per CPU (cpu0, cpu1, ...): (busy, total) jiffies since boot, from /proc/stat."""
+    found = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            numbers = [int(v) for v in values[:8]]
+            idle = numbers[3] + numbers[4]  # idle, iowait
+            found[name] = (sum(numbers) - idle, sum(numbers))
+    return found
+
+
+def cpu_busy(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, float]:
+    """How busy each CPU was between two /proc/stat readings (0..1)."""
+    busy = {}
+    for name, (done, total) in after.items():
+        was_done, was_total = before.get(name, (0, 0))
+        span = total - was_total
+        busy[name] = round((done - was_done) / span, 3) if span > 0 else 0.0
+    return busy
+
+
+def phase_figures(
+    results: list[dict[str, Any]], seconds: float, busy: dict[str, float], load: str
+) -> dict[str, Any]:
+    """One phase: its workers' steps over its wall time, each CPU's busy share, the load
+    average at its end, and CPU seconds per step by side (summed over its workers)."""
+    merged = merged_cycles(results)
+    steps, spent = merged["steps"], merged["cpu_seconds"]
+    return {
+        "hosts": len(results),
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "checked_steps_per_minute": round(60 * steps / seconds, 1) if seconds > 0 else 0.0,
+        "per_host_steps_per_minute": [round(60 * r["steps"] / r["seconds"], 1) for r in results],
+        "cpu_busy": busy,
+        "loadavg": load,
+        "step_cpu_seconds": step_cpu({"steps": steps, "cpu_seconds": spent}),
+    }
+
+
+def _rate(phase: dict[str, Any]) -> float:
+    return float(phase["checked_steps_per_minute"])
+
+
+def speedup_figures(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Phases alternate one host, N hosts, one host, ... (N-host phases between one-host
+    ones). Each N-host phase's rate over the mean of the one-host phases either side of it
+    (so a load that drifts moves both), the median of those is the speedup; and what limits
+    it: the machine's CPU when the N-host phases kept the CPUs busy (with how much of that was
+    our steps' and how much other processes'), else the steps themselves (their wall time is
+    waiting, not CPU)."""
+    ones, manys = phases[0::2], phases[1::2]
+    ratios = [
+        _rate(many) / statistics.mean([_rate(ones[i]), _rate(ones[min(i + 1, len(ones) - 1)])])
+        for i, many in enumerate(manys)
+    ]
+    one = statistics.mean(_rate(phase) for phase in ones)
+    speedup = round(statistics.median(ratios), 2) if ratios and one > 0 else 0.0
+    many = {
+        "hosts": manys[0]["hosts"],
+        "steps": sum(m["steps"] for m in manys),
+        "seconds": sum(m["seconds"] for m in manys),
+        "checked_steps_per_minute": round(statistics.mean(_rate(m) for m in manys), 1),
+        "loadavg": " / ".join(m["loadavg"] for m in manys),
+    }
+    busy = {
+        name: round(statistics.mean(m["cpu_busy"].get(name, 0.0) for m in manys), 3)
+        for name in manys[0]["cpu_busy"]
+    }
+    mean_busy = statistics.mean(busy.values()) if busy else 0.0
+    per_step: dict[str, float | None] = {}
+    for side in manys[0]["step_cpu_seconds"]:
+        values = [m["step_cpu_seconds"].get(side) for m in manys]
+        per_step[side] = (
+            None
+            if any(v is None for v in values)
+            else sum(v * m["steps"] for v, m in zip(values, manys, strict=True)) / many["steps"]  # type: ignore[operator]
+        )
+    ours_per_step = sum(v for v in per_step.values() if v is not None)
+    cpus = max(1, len(busy))
+    ours = ours_per_step * many["steps"] / (many["seconds"] * cpus) if many["seconds"] else 0.0
+    sides = ", ".join(
+        f"{side} {value:.2f}" for side, value in per_step.items() if value is not None
+    )
+    wall = 60 / one if one > 0 else 0.0
+    cost = f"a checked step took {wall:.2f} s with one host and {ours_per_step:.2f} CPU-s ({sides})"
+    if mean_busy >= SATURATED:
+        note = (
+            f"CPU-bound: in the {many['hosts']}-host phases the CPUs were "
+            f"{', '.join(f'{name} {share:.0%}' for name, share in sorted(busy.items()))} busy "
+            f"(load average {many['loadavg']}), our steps {min(ours, 1.0):.0%} of them and "
+            f"other processes the rest; {cost}"
+        )
+    else:
+        note = (
+            f"not CPU-bound: in the {many['hosts']}-host phases the CPUs were "
+            f"{mean_busy:.0%} busy on average (load average {many['loadavg']}); {cost}"
+        )
+    return {
+        "speedup": speedup,
+        "speedup_per_phase": [round(r, 2) for r in ratios],
+        "one_host_checked_steps_per_minute": round(one, 1),
+        "hosts_checked_steps_per_minute": many["checked_steps_per_minute"],
+        "speedup_note": note,
+    }
+
+
+def measure_workers(url: str, workers: int, rounds: int, repeats: int = 2) -> dict[str, Any]:
+    """The checked cycle on one host, on `workers` hosts at once, on one again, ... (`repeats`
+    N-host phases, each between one-host ones), each host in a worker process of its own
+    pinned (with its container) to its own CPU."""
+    context = multiprocessing.get_context("spawn")  # no forked copies of this process's threads
+    allowed = sorted(os.sched_getaffinity(0))
+    pipes, processes = [], []
+    try:
+        for index in range(workers):
+            cpu = allowed[index % len(allowed)]
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=_bench_worker,
+                args=(with_cpu(url, cpu), cpu, rounds, f"artifacts/bench/worker{index}", theirs),
+            )
+            process.start()
+            pipes.append(mine)
+            processes.append(process)
+        cpus = [_answer(pipe, WORKER_BOOT_TIMEOUT)["cpu"] for pipe in pipes]
+
+        def phase(count: int) -> dict[str, Any]:
+            before, started = _cpu_times(), time.monotonic()
+            for pipe in pipes[:count]:
+                pipe.send("run")
+            results = [_answer(pipe, WORKER_PHASE_TIMEOUT) for pipe in pipes[:count]]
+            seconds = time.monotonic() - started
+            load = Path("/proc/loadavg").read_text().split()[:3]
+            return phase_figures(results, seconds, cpu_busy(before, _cpu_times()), " ".join(load))
+
+        phases = [phase(1)]
+        for _ in range(repeats):
+            phases += [phase(workers), phase(1)]
+    finally:
+        for pipe in pipes:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                pipe.send("stop")
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():  # our own child, by its PID
+                process.terminate()
+                process.join(timeout=30)
+    figures = speedup_figures(phases)
+    figures["workers"] = {"count": workers, "cpus": cpus, "phases": phases}
+    return figures
+
+
+def _answer(pipe: Any, timeout: float) -> dict[str, Any]:
+    if not pipe.poll(timeout):
+        raise HostError(f"a bench worker did not answer within {timeout:.0f} s")
+    try:
+        answer = pipe.recv()
+    except EOFError:
+        raise HostError("a bench worker ended without answering") from None
+    if "error" in answer:
+        raise HostError(answer["error"])
+    return answer
 
 
 def print_report(figures: dict[str, Any]) -> None:
@@ -459,3 +823,18 @@ def print_report(figures: dict[str, Any]) -> None:
     if "store_checked_steps_per_minute" in figures:
         value = figures["store_checked_steps_per_minute"]
         print(f"{'store_checked_steps_per_minute':32s} {value!s:>8}  (no target)")
+    if "raw_cycle_operations_per_minute" in figures:
+        value = figures["raw_cycle_operations_per_minute"]
+        print(f"{'  raw_cycle_operations_per_minute':32s} {value!s:>8}  (checked_over_raw's base)")
+    workers = figures.get("workers")
+    if workers:
+        for phase in workers["phases"]:
+            busy = ", ".join(
+                f"{name} {share:.0%}" for name, share in sorted(phase["cpu_busy"].items())
+            )
+            print(
+                f"  {phase['hosts']} host(s): {phase['checked_steps_per_minute']} checked "
+                f"steps/min ({phase['steps']} in {phase['seconds']} s; busy {busy}; "
+                f"load {phase['loadavg']})"
+            )
+        print(f"  speedup: {figures['speedup_note']}")
