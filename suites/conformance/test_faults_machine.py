@@ -5,7 +5,8 @@ judged against the outcomes the model allows; a divergence is shrunk by replay (
 carries the kill point) and written out with its reproducers under artifacts/faults-machine/.
 
 Under the dev and ci profiles it runs 2 examples of 12 steps (a few minutes);
-`HYPOTHESIS_PROFILE=soak` 4 examples of 20 steps, nightly the profile's own counts; its
+`HYPOTHESIS_PROFILE=soak` 4 examples of 20 steps (SNAPCONFORM_FAULT_EXAMPLES=N: N examples),
+nightly the profile's own counts; its
 summary.json lists the kill points reached and the outcomes seen as coverage labels."""
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ COUNTS = {
     "soak": {"max_examples": 4, "stateful_step_count": 20},
     "nightly": {},
 }.get(PROFILE, {"max_examples": 2, "stateful_step_count": 12})
+if os.environ.get("SNAPCONFORM_FAULT_EXAMPLES"):  # a longer (or shorter) soak
+    COUNTS = {**COUNTS, "max_examples": int(os.environ["SNAPCONFORM_FAULT_EXAMPLES"])}
 
 
 class TestSnapdKilledMidChangeFollowsTheModel(FaultySnapdMachine.TestCase):
