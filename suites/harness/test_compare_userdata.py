@@ -84,3 +84,17 @@ def test_the_environment_is_compared_key_by_key() -> None:
     assert [m.field for m in compare_userdata_and_config(outcome, bad, observed(seen), [NAME])] == [
         "env"
     ]
+
+
+def test_roots_dirs_are_lenient_while_a_simple_service_runs() -> None:
+    """A simple service's `snap run` races the observation (seen on 2.77.1)."""
+    from snapconform.model.snapd import ServicePlan
+
+    snap = SnapFile(NAME, "1.0", services=(ServicePlan("daemon", "simple"),))
+    outcome = install(new_state(), snap)
+    document_dirs = {"root": {"revisions": {"x1": []}, "common": [], "current": "x1"}}
+    seen = observed(document_dirs)
+    assert compare_userdata_and_config(outcome, OK, seen, [NAME]) == []
+    marked = {"root": {"revisions": {"x1": ["m"]}, "common": [], "current": "x1"}}
+    mismatches = compare_userdata_and_config(outcome, OK, observed(marked), [NAME])
+    assert [m.field for m in mismatches] == [f"{NAME}.user_data[root]"]

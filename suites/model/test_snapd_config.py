@@ -141,3 +141,11 @@ def test_hooks_of_an_undone_first_install_read_too() -> None:
     outcome = install(new_state(), SnapFile(NAME, "2.0", hooks=hooks))
     assert outcome.error is not None
     assert reads(outcome) == [("install", "x1", "")]
+
+
+def test_the_remove_hook_reads_the_configuration_the_snap_had() -> None:
+    """Found by the state machine on 2.68.3: a full remove's remove hook read k."""
+    hooks = (READS_K, HookPlan("remove", reads_config=("k",)))
+    state = ok(install(new_state(), SnapFile(NAME, "1.0", hooks=hooks)))
+    state = ok(set_snap_config(state, NAME, (("k", "one"),)))
+    assert reads(remove(state, NAME)) == [("remove", "x1", "one")]

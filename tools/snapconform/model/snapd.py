@@ -598,7 +598,9 @@ def revert(state: SnapdState, instance: str, revision: str | None = None) -> Out
     outcome = _revert_change(state, instance, revision)
     found = state.instance(instance)
     after = outcome.state.instance(instance)
-    runs = outcome.hooks_run + outcome.service_runs
+    runs = outcome.hooks_run + (
+        userdata.settled_runs(outcome.service_runs, found.sequence) if found else ()
+    )
     if found is None or after is None or (outcome.error and not runs):
         return outcome
     outcome = replace(outcome, state=userdata.after_hooks(outcome.state, runs))
@@ -612,9 +614,11 @@ def remove(
 ) -> Outcome:
     """`snap remove NAME [--revision=R] [--purge]` (see _remove_change), then users' dirs."""
     outcome = _remove_change(state, instance, revision, purge)
-    if outcome.error is not None or state.instance(instance) is None:
+    found_before = state.instance(instance)
+    if outcome.error is not None or found_before is None:
         return outcome
     if outcome.state.instance(instance) is None:
+        outcome = config.after_remove(found_before, outcome)
         return userdata.after_remove(outcome, instance, outcome.discarded)
     assert revision is not None
     outcome = userdata.after_remove_revision(outcome, instance, revision)
@@ -655,10 +659,10 @@ def run_app_as(state: SnapdState, user: str, instance: str, marker: str | None) 
             text.RUN_NOT_INSTALLED.format(name=instance),
             f"refused: {instance} has no current revision to run (snap/info.go ReadCurrentInfo)",
         )
-    after, error = userdata.run_as(state, user, instance, found.current, marker)
     if not found.active:
         return services.run_disabled(state, found)  # snap run stops before making any dir
     host.require_known_apps(found)
+    after, error = userdata.run_as(state, user, instance, found.current, marker)
     why = (
         f"`snap run` made ~{user}/snap/{instance}/{found.current} and common and pointed "
         f"current there (cmd/snap/cmd_run.go createUserDataDirs)"
@@ -697,10 +701,16 @@ def get_config(state: SnapdState, instance: str, key: str) -> Outcome:
 def enable(state: SnapdState, name: str) -> Outcome:
     """`snap enable NAME` (snapd_services.enable); its services are `snap run` as root."""
     outcome = services.enable(state, name)
-    return replace(outcome, state=userdata.after_hooks(outcome.state, outcome.service_runs))
+    return _after_service_runs(state, name, outcome)
 
 
 def start_service(state: SnapdState, name: str, service: str, *, enable: bool) -> Outcome:
     """`snap start [--enable] NAME.SERVICE` (snapd_services.start_service), as root."""
     outcome = services.start_service(state, name, service, enable=enable)
-    return replace(outcome, state=userdata.after_hooks(outcome.state, outcome.service_runs))
+    return _after_service_runs(state, name, outcome)
+
+
+def _after_service_runs(state: SnapdState, name: str, outcome: Outcome) -> Outcome:
+    found = state.instance(name)
+    runs = userdata.settled_runs(outcome.service_runs, found.sequence if found else ())
+    return replace(outcome, state=userdata.after_hooks(outcome.state, runs))

@@ -334,7 +334,13 @@ def refresh_to(
 ) -> Outcome:
     outcome = _refresh_change(state, instance, target, is_new=is_new)
     outcome = userdata.after_refresh(
-        state, instance.current, outcome, instance.name, target.revision, is_new=is_new
+        state,
+        instance.current,
+        outcome,
+        instance.name,
+        target.revision,
+        is_new=is_new,
+        known=(target, *instance.sequence),
     )
     aborted = userdata.aborted_before_copy(outcome)
     return config.after_refresh(instance, target, outcome, aborted=aborted)

@@ -41,6 +41,7 @@ __all__ = [
     "REFUSED_VALUE_PREFIX",
     "after_fresh_install",
     "after_refresh",
+    "after_remove",
     "after_remove_revision",
     "after_revert",
     "config_dict",
@@ -194,6 +195,13 @@ def after_revert(before: InstanceState, outcome: Outcome, target: str) -> Outcom
     config = before.config if outcome.error is not None else restored.config
     updated = replace(after, config=config, revision_config=saved.revision_config)
     return _put(outcome, updated, reads)
+
+
+def after_remove(before: InstanceState, outcome: Outcome) -> Outcome:
+    """A full remove's remove hook sees the configuration the snap had (it goes afterwards:
+    DeleteSnapConfig in doDiscardSnap; found by the state machine on 2.68.3)."""
+    reads = _reads(before.sequence, outcome.hooks_run, before.config)
+    return replace(outcome, config_reads=outcome.config_reads + reads)
 
 
 def after_remove_revision(outcome: Outcome, instance_name: str, revision: str) -> Outcome:

@@ -59,6 +59,7 @@ __all__ = [
     "found_by_snapd",
     "run_as",
     "set_homedirs_option",
+    "settled_runs",
     "user_dir",
 ]
 
@@ -309,8 +310,26 @@ def _remove_common(state: SnapdState, instance: str) -> SnapdState:
     return state
 
 
+def settled_runs(
+    runs: tuple[HookRun, ...], revisions: tuple[RevisionState, ...]
+) -> tuple[HookRun, ...]:
+    """The service runs whose `snap run` is over when the step ends: a simple service's goes
+    on after systemd reports it started, so what it does to root's ~/snap/INSTANCE races the
+    observation (seen on 2.77.1: `current` not yet moved); the comparison tolerates it
+    (compare.py) and the model leaves it out."""
+
+    def simple(run: HookRun) -> bool:
+        return any(
+            rev.revision == run.revision
+            and any(s.name == run.hook and s.daemon == "simple" for s in rev.services)
+            for rev in revisions
+        )
+
+    return tuple(run for run in runs if not simple(run))
+
+
 def after_hooks(state: SnapdState, runs: tuple[HookRun, ...]) -> SnapdState:
-    """Each hook ran through `snap run --hook` as root."""
+    """Each hook (or service) ran through `snap run` as root."""
     for run in runs:
         state = touch(state, ROOT.name, run.instance, run.revision)
     return state
@@ -328,7 +347,8 @@ def after_fresh_install(outcome: Outcome, instance: str, revision: RevisionState
     common dirs (UndoCopySnapData with no old revision), and from 2.62 the `current` link and
     the directory (observed: 2.57.6 leaves root's `current` dangling, 2.68.3 and 2.77.1 leave
     nothing)."""
-    state = after_hooks(outcome.state, outcome.hooks_run + outcome.service_runs)
+    services = settled_runs(outcome.service_runs, (revision,))
+    state = after_hooks(outcome.state, outcome.hooks_run + services)
     if outcome.error is not None:
         state = _remove_common(remove_revisions(state, instance, (revision.revision,)), instance)
         state = _drop_links(state, instance)
@@ -353,7 +373,14 @@ def aborted_before_copy(outcome: Outcome) -> bool:
 
 
 def after_refresh(
-    before: SnapdState, old: str, outcome: Outcome, instance: str, target: str, *, is_new: bool
+    before: SnapdState,
+    old: str,
+    outcome: Outcome,
+    instance: str,
+    target: str,
+    *,
+    is_new: bool,
+    known: tuple[RevisionState, ...] = (),
 ) -> Outcome:
     """pre-refresh (root, OLD), the copy OLD -> TARGET for every found user who has OLD, the
     target's hooks (root, TARGET); undone: TARGET removed and its trash put back; then the
@@ -375,8 +402,9 @@ def after_refresh(
             state = _put(state, _with_revisions(d, revisions))
     # Services are `snap run` as root too: the target's start before an undo, the old
     # revision's (restarted by the undo) after it.
-    in_target = tuple(run for run in outcome.service_runs if run.revision == target)
-    restarted = tuple(run for run in outcome.service_runs if run.revision != target)
+    service_runs = settled_runs(outcome.service_runs, known)
+    in_target = tuple(run for run in service_runs if run.revision == target)
+    restarted = tuple(run for run in service_runs if run.revision != target)
     state = after_hooks(state, runs[first:] + in_target)
     if outcome.error is not None:
         for user in _found_users(state):
