@@ -24,7 +24,10 @@ start, else one by one through snapd (a second session on the instance, such as 
 child process, leaves the first one's snaps, shell and boot alone), by a new boot when snapd
 does not answer; an instance of the user's own gets its ``limits.cpu`` back. alive() is false
 once the instance was restored or restarted under this host (by another session): its shells
-and its pin went with that boot.
+and its pin went with that boot. power_cut() kills the whole instance (``lxc stop --force``) and
+boots the same disk again, without a restore (the fault scenarios' power cut). After an
+instance's init dies, LXD runs a "stop" operation of its own for a few seconds, during which it
+refuses a restore or start ("Instance is busy running a "stop" operation"): those wait for it.
 
 The store tier, ``lxd://NAME?snapd=testkeys`` (what the store scenarios drive when the suite runs
 on ``lxd://NAME``, as nspawn's is ``nspawn://RELEASE?snapd=testkeys``), is the instance
@@ -290,6 +293,14 @@ class LxdHost(BorrowedSnapdHost):
             lxd_instance.set_limits_cpu(self.instance, own)
         if self._booted_by_us:
             lxd_instance.lxc_ok("stop", self.instance)
+
+    def power_cut(self) -> None:
+        """Kill the whole instance at once (``lxc stop --force``) and boot the same disk again,
+        without a restore, pinned anew; the framed shells on it die with it (attach new ones)."""
+        lxd_instance.lxc_when_idle("stop", "--force", self.instance, already="already stopped")
+        lxd_instance.start(self.instance)
+        self._cpu = lxd_instance.pin(self.instance)
+        self._boot = self._facts().pid
 
     def alive(self) -> bool:
         """Running, and still the boot we pinned: a restore or restart by anyone else (another
