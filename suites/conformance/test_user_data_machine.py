@@ -1,7 +1,7 @@
 """The state machine with its users'-data and configuration rules in focus: SnapdMachine's
 install, refresh, revert and remove rules plus machine_userdata.UserDataRules (add-user,
-run-as-user, app environment, set-config), without the services and connection rules, whose
-producer snap otherwise takes most steps of a short run. A short run (3 examples of 15 steps,
+run-as-user, app environment, set-config), without the services, connection and host-snap
+rules, which otherwise take most steps of a short run. A short run (3 examples of 15 steps,
 more under HYPOTHESIS_PROFILE=soak or nightly); every step is checked against the model and a
 divergence is shrunk and saved like test_state_machine's, under artifacts/user-data-machine/."""
 
@@ -32,6 +32,7 @@ class UserDataMachine(SnapdMachine):
     remove_producer = None
     connect = None
     disconnect = None
+    remove_host_snap = None
 
 
 class TestUserDataFollowsTheModel(UserDataMachine.TestCase):
