@@ -195,6 +195,33 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             "(python -m snapconform replay FILE --host nspawn://sid)"
         ),
     ),
+    KnownDivergence(
+        key="killed-link-snap-undone-install-listed",
+        # the undone first install still listed: installed, its x1 data dir, root's user dir
+        fields=r"NAME(_\w+)?\.(installed|data_dirs|user_data\[root\])",
+        shows=(
+            r"True|frozenset\(\{'(common|x\d+)', '(common|x\d+)'\}\)"
+            r"|\(\(\('x\d+', frozenset\(.*\)\),\), frozenset\(\), 'x\d+'\)"
+        ),
+        since=(2, 77),
+        document=(
+            'reference/snapd-behaviour.md §8: "A failed refresh is undone: the new '
+            "revision's data dirs are deleted, the old revision is current again with its data "
+            'as it was" (an undone first install leaves nothing; model: fresh_install, '
+            "backend/copydata.go UndoCopySnapData)"
+        ),
+        observed=(
+            "found by the fault soak on sid (2.77.1), twice: a first install of a parallel "
+            "instance NAME_k1 whose configure hook fails, snapd SIGKILLed while link-snap (and "
+            "2.77's process-delayed-security-backend-effects) ran: after the restart the change "
+            "ends Error with every task Undone, yet snapd still lists NAME_k1 (REST: installed, "
+            "revision x1, no active revision, disabled), /var/snap/NAME_k1/x1 keeps the "
+            "hook's marker and root's ~/snap/NAME_k1 stays. In the first run the same step "
+            "ended clean and the next install of NAME then failed at 'Mount snap' "
+            "(killed-remove-breaks-next-install). History: suites/conformance/faults_histories/"
+            "sid-2.77.1-killed-link-snap-undone-install-listed.json (step 11)"
+        ),
+    ),
 )
 
 
