@@ -6,8 +6,8 @@ carries the kill point) and written out with its reproducers under artifacts/fau
 
 Under the dev and ci profiles it runs 2 examples of 12 steps (a few minutes);
 `HYPOTHESIS_PROFILE=soak` 4 examples of 20 steps (SNAPCONFORM_FAULT_EXAMPLES=N: N examples),
-nightly the profile's own counts; its
-summary.json lists the kill points reached and the outcomes seen as coverage labels."""
+nightly the profile's own counts; its summary.json lists the kill points reached and the
+outcomes seen as coverage labels."""
 
 from __future__ import annotations
 
