@@ -133,4 +133,6 @@ def test_the_report_prints_the_worker_phases_and_the_speedup_target(capsys):
         line.startswith("checked_over_raw") and "target <= 1.2  met" in line
         for line in out.splitlines()
     ), out
-    assert "2 host(s): 80.0 checked steps/min (8 in 6.0 s; busy cpu0 50%; load 1 1 1)" in out
+    assert "2 host(s) on cpu ?: 80.0 checked steps/min (8 in 6.0 s; busy cpu0 50%; load 1 1 1)" in (
+        out
+    )
