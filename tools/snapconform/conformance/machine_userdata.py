@@ -27,6 +27,7 @@ from snapconform.model import snapd as model
 from snapconform.model import snapd_userdata as userdata
 
 CONFIG_VALUES = ("one", "two", "7", "bad1")
+USERS = ("home", "away", "root")
 
 
 class UserDataRules:
@@ -39,8 +40,10 @@ class UserDataRules:
     pick_instance: Any
     any_installed: Any
 
-    def _users(self) -> list[str]:
-        return [user.name for user in userdata.accounts(self.state)]
+    def _user(self, who: str) -> str:
+        """The user named by ``who`` (home, away, root), root until it has been added."""
+        wanted = {"home": HOME_USER[0], "away": ELSEWHERE_USER[0]}.get(who, "root")
+        return wanted if userdata.account(self.state, wanted) is not None else "root"
 
     @precondition(lambda self: len(self.state.users) < 2)
     @rule(away=st.booleans())
@@ -54,20 +57,24 @@ class UserDataRules:
         self.do(AddUser(*user))
 
     @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), who=st.integers(0, 2), marker=st.sampled_from(("u1", "u2")))
-    def run_as_user(self, index: int, who: int, marker: str) -> None:
+    @rule(index=st.integers(0, 1), who=st.sampled_from(USERS), marker=st.sampled_from(("u1", "u2")))
+    def run_as_user(self, index: int, who: str, marker: str) -> None:
         instance = self.pick_instance(index, installed=True)
         assert instance is not None
-        user = self._users()[who % len(self._users())]
-        self.recorder.count("run-as-user (root)" if user == "root" else "run-as-user")
+        user = self._user(who)
+        label = {
+            "root": "run-as-user (root)",
+            ELSEWHERE_USER[0]: "run-as-user (home outside /home)",
+        }
+        self.recorder.count(label.get(user, "run-as-user"))
         self.do(RunAppAs(user, instance, marker))
 
     @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), who=st.integers(0, 2))
-    def run_env(self, index: int, who: int) -> None:
+    @rule(index=st.integers(0, 1), who=st.sampled_from(USERS))
+    def run_env(self, index: int, who: str) -> None:
         instance = self.pick_instance(index, installed=True)
         assert instance is not None
-        user = self._users()[who % len(self._users())]
+        user = self._user(who)
         self.recorder.count("app environment")
         self.do(RunEnv(user, instance))
 
