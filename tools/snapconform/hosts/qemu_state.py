@@ -16,7 +16,6 @@ import datetime
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -90,30 +89,23 @@ def ensure_seeded_state(
     """The saved seeded VM for ``image`` on ``spec``, made first (~2-3 min under TCG)."""
     root = states_root(cache_dir)
     key = state_key(image, spec, qemu_version())
-    entry = root / key
-    found = _load(entry)
-    if found is not None:
-        return found
-    with cache.locked(cache.lock_path(root, key)):
-        found = _load(entry)
-        if found is not None:
-            return found
-        cache.remove_stale_builds(root, key)
-        build_dir = cache.build_dir_for(root, key)
-        try:
-            _make(image, spec, build_dir, key)
-            cache.put_in_place(build_dir, entry)
-            for old in sorted(root.glob(f"vm-{image.recipe.release}-*")):
-                if old.is_dir() and old.name != key and not old.name.startswith(image.recipe.key):
-                    cache.remove_tree(old)  # a state of a superseded image
-                    cache.progress(f"removed the saved VM state {old.name}")
-        finally:
-            if build_dir.exists():
-                shutil.rmtree(build_dir, ignore_errors=True)
-    found = _load(entry)
-    if found is None:
-        raise HostError(f"the saved VM state {entry} was made but cannot be read back")
-    return found
+
+    def remove_superseded() -> list[str]:
+        removed = []
+        for old in sorted(root.glob(f"vm-{image.recipe.release}-*")):
+            if old.is_dir() and old.name != key and not old.name.startswith(image.recipe.key):
+                cache.remove_tree(old)  # a state of a superseded image
+                removed.append(f"removed the saved VM state {old.name}")
+        return removed
+
+    return cache.ensure_entry(
+        root,
+        key,
+        _load,
+        lambda build_dir: _make(image, spec, build_dir, key),
+        what="the saved VM state",
+        after_build=remove_superseded,
+    )
 
 
 def _make(image: VmImage, spec: MachineSpec, build_dir: Path, key: str) -> None:

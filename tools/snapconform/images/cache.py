@@ -14,10 +14,14 @@ import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from snapconform import paths
+from snapconform.hosts.base import HostError
+
+Entry = TypeVar("Entry")
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
@@ -100,3 +104,42 @@ def sweep_unfinished(parent: Path) -> list[str]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     return actions
+
+
+def ensure_entry(
+    parent: Path,
+    key: str,
+    load: Callable[[Path], Entry | None],
+    build: Callable[[Path], None],
+    *,
+    what: str,
+    after_build: Callable[[], Iterable[str]] = tuple,
+) -> Entry:
+    """The cache entry ``parent/key`` as ``load`` reads it, built first when it cannot be read.
+
+    ``build(build_dir)`` fills a private ``.build-KEY-PID`` directory that is renamed into place
+    when it returns, under the key's lock (so two builders never race, and a half-built entry is
+    never read); ``after_build`` then runs once (pruning superseded entries) and each line it
+    returns is printed. ``what`` names the entry in the error when it cannot be read back."""
+    entry = parent / key
+    found = load(entry)
+    if found is not None:
+        return found
+    with locked(lock_path(parent, key)):
+        found = load(entry)  # another builder may have finished while we waited
+        if found is not None:
+            return found
+        remove_stale_builds(parent, key)
+        build_dir = build_dir_for(parent, key)
+        try:
+            build(build_dir)
+            put_in_place(build_dir, entry)  # replaces an unusable old entry
+            for action in after_build():
+                progress(action)
+        finally:
+            if build_dir.exists():
+                shutil.rmtree(build_dir, ignore_errors=True)
+    found = load(entry)
+    if found is None:
+        raise HostError(f"{what} {entry} was built but cannot be read back")
+    return found

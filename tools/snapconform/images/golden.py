@@ -336,30 +336,15 @@ def ensure_image(
 ) -> GoldenImage:
     """The cached golden image for ``recipe``, built first (booted once with ``first_boot``)
     when there is none."""
-    images = images_root(cache_dir)
-    entry = images / recipe.key
-    image = _load(entry, recipe)
-    if image is not None:
-        return image
-    with cache.locked(cache.lock_path(images, recipe.key)):
-        image = _load(entry, recipe)
-        if image is not None:
-            return image
-        cache.remove_stale_builds(images, recipe.key)
-        build_dir = cache.build_dir_for(images, recipe.key)
-        try:
-            _build(recipe, build_dir, first_boot)
-            cache.put_in_place(build_dir, entry)  # replaces an unusable old entry
-            # A process still on an older recipe keeps its entry for a day.
-            for action in prune_images(cache_dir, SUPERSEDED_KEEP_SECONDS, only=recipe):
-                cache.progress(action)
-        finally:
-            if build_dir.exists():
-                shutil.rmtree(build_dir, ignore_errors=True)
-    image = _load(entry, recipe)
-    if image is None:
-        raise HostError(f"golden image {entry} was built but cannot be read back")
-    return image
+    return cache.ensure_entry(
+        images_root(cache_dir),
+        recipe.key,
+        lambda entry: _load(entry, recipe),
+        lambda build_dir: _build(recipe, build_dir, first_boot),
+        what="golden image",
+        # A process still on an older recipe keeps its entry for a day.
+        after_build=lambda: prune_images(cache_dir, SUPERSEDED_KEEP_SECONDS, only=recipe),
+    )
 
 
 def _family_of(entry_name: str) -> str:

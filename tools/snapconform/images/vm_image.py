@@ -219,30 +219,19 @@ def find_image(recipe: VmImageRecipe, cache_dir: Path | None = None) -> VmImage 
 
 def ensure_image(recipe: VmImageRecipe, cache_dir: Path | None = None) -> VmImage:
     """The cached image for ``recipe``, built first when there is none."""
-    root = images_root(cache_dir)
-    entry = root / recipe.key
-    image = _load(entry, recipe)
-    if image is not None:
-        return image
-    require_tools(BUILD_TOOLS)
-    with cache.locked(cache.lock_path(root, recipe.key)):
-        image = _load(entry, recipe)
-        if image is not None:
-            return image
-        cache.remove_stale_builds(root, recipe.key)
-        build_dir = cache.build_dir_for(root, recipe.key)
-        try:
-            _build(recipe, build_dir)
-            cache.put_in_place(build_dir, entry)
-            for action in prune_superseded(recipe, cache_dir):
-                cache.progress(action)
-        finally:
-            if build_dir.exists():
-                shutil.rmtree(build_dir, ignore_errors=True)
-    image = _load(entry, recipe)
-    if image is None:
-        raise HostError(f"VM image {entry} was built but cannot be read back")
-    return image
+
+    def build(build_dir: Path) -> None:
+        require_tools(BUILD_TOOLS)
+        _build(recipe, build_dir)
+
+    return cache.ensure_entry(
+        images_root(cache_dir),
+        recipe.key,
+        lambda entry: _load(entry, recipe),
+        build,
+        what="VM image",
+        after_build=lambda: prune_superseded(recipe, cache_dir),
+    )
 
 
 def prune_superseded(recipe: VmImageRecipe, cache_dir: Path | None = None) -> list[str]:
