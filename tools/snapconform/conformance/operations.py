@@ -126,6 +126,31 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class SnapCommand(Operation):
+    """A step that is one `snap` command line: it is run, and shown, as `argv()`."""
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.run_snap(self.argv())
+
+    def shell(self, locate: FileLocator) -> str:
+        return shlex.join(self.argv())
+
+
+@dataclass(frozen=True)
+class InstanceCommand(SnapCommand):
+    """A `snap` command on one instance (the one observed after it)."""
+
+    instance: str
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.instance,)
+
+
+@dataclass(frozen=True)
 class InstallFile(Operation):
     kind: ClassVar[str] = "install"
     snap: model.SnapFile

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from snapconform.conformance.operations import (
     FileLocator,
+    InstanceCommand,
     Operation,
     register_operation,
     snap_file_from_json,
@@ -96,11 +97,10 @@ class RevertWithoutName(Operation):
 
 
 @dataclass(frozen=True)
-class RunHook(Operation):
+class RunHook(InstanceCommand):
     """`snap run --hook=HOOK NAME`: the current revision's hook, by hand, as root."""
 
     kind: ClassVar[str] = "run-hook"
-    instance: str
     hook: str
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
@@ -108,16 +108,6 @@ class RunHook(Operation):
 
     def argv(self) -> list[str]:
         return ["snap", "run", f"--hook={self.hook}", self.instance]
-
-    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
-        return client.run_snap(self.argv())
-
-    def shell(self, locate: FileLocator) -> str:
-        return shlex.join(self.argv())
-
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.instance,)
 
 
 register_operation(InstallMany, _install_many_from_json)

@@ -5,19 +5,17 @@ Predicted by model/snapd_interfaces.py; registered so that histories round-trip 
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import ClassVar
 
-from snapconform.conformance.operations import FileLocator, Operation, register_operation
-from snapconform.harness.operations import SnapClient, SnapCommandResult
+from snapconform.conformance.operations import FileLocator, SnapCommand, register_operation
 from snapconform.model import snapd as model
 
 __all__ = ["Connect", "Disconnect"]
 
 
 @dataclass(frozen=True)
-class _Connection(Operation):
+class _Connection(SnapCommand):
     plug_snap: str
     plug: str
     slot_snap: str
@@ -27,12 +25,6 @@ class _Connection(Operation):
 
     def argv(self) -> list[str]:
         return ["snap", self.verb, f"{self.plug_snap}:{self.plug}", f"{self.slot_snap}:{self.slot}"]
-
-    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
-        return client.run_snap(self.argv())
-
-    def shell(self, locate: FileLocator) -> str:
-        return shlex.join(self.argv())
 
     @property
     def instances(self) -> tuple[str, ...]:
