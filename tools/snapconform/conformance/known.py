@@ -230,6 +230,27 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             "sid-2.77.1-killed-link-snap-undone-install-listed.json (step 11)"
         ),
     ),
+    KnownDivergence(
+        key="power-cut-remove-ends-error",
+        # the remove happened (nothing of NAME_k1 left, as the model says) but the change errs
+        fields=r"change\.status|outcome",
+        shows=r"Error|exit 1: cannot perform the following tasks: .*not installed anymore.*",
+        since=(2, 77),
+        document=(
+            'reference/snapd-behaviour.md §8: "A full remove runs the remove hook, saves an '
+            "automatic snapshot (not with `--purge`), then discards every revision and "
+            '`common`" (and issue 10: a change interrupted at any point is resumed or undone)'
+        ),
+        observed=(
+            "found by the fault soak on sid (2.77.1): a full remove --purge of NAME_k1 (two "
+            "revisions) with the host's power cut 250 ms into a discard-snap: after the boot "
+            "the snap is gone as predicted, but the change ends Error: 'Stop snap services "
+            "(snap has no current revision)', 'Make snap unavailable to the system (internal "
+            "error: snap \"NAME_k1\" not installed anymore)', 'Remove security profile ... "
+            "(cannot find installed snap ...)'; snap remove would exit 1. History: "
+            "suites/conformance/faults_histories/sid-2.77.1-power-cut-remove-ends-error.json"
+        ),
+    ),
 )
 
 
