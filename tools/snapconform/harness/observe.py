@@ -428,8 +428,9 @@ class Observer:
         )
 
     def close(self) -> None:
-        """Stop the server (a borrowed host keeps no process of ours)."""
-        if self.serving and self.shell.running:
+        """Stop the server (a borrowed host keeps no process of ours), also one started
+        before the observer fell back to the one-shot program."""
+        if (self.serving or self.server_starts) and self.shell.running:
             directory = shlex.quote(self.server_dir)
             self.shell.run(f'd={directory}\n{_STOP_SERVER}\nrm -rf -- "$d"', timeout=30)
         self.serving = False
