@@ -155,3 +155,28 @@ def test_the_recorded_parallel_instance_divergence_matches_what_snapd_printed():
     assert explain([("error", printed)], (2, 57)) == KNOWN_DIVERGENCES[:1]
     assert explain([("error", printed)], (2, 77)) == ()  # 2.77 behaves as documented
     assert explain([("error", "some other refusal")], (2, 57)) == ()
+
+
+def test_a_divergence_found_by_a_fault_explains_only_runs_with_a_fault():
+    """The fault entries' aftermath (no hooks ran, a change ended Error) looks like unrelated
+    mismatches of plain runs: they explain a step only in the scope the fault left them."""
+    from snapconform.conformance.known import KNOWN_DIVERGENCES, explain
+
+    by_key = {entry.key: entry for entry in KNOWN_DIVERGENCES}
+    power_cut = by_key["power-cut-remove-ends-error"]
+    ended = ("change.status", "Error")
+    assert explain([ended], (2, 77), [power_cut]) == ()  # a plain run's failed change
+    assert explain([ended], (2, 77), [power_cut], faults=frozenset({"run"})) == ()  # a later step
+    step = frozenset({"step", "run"})
+    assert explain([ended], (2, 77), [power_cut], faults=step) == (power_cut,)
+    no_hooks = ("hooks", "()")
+    compile_entry = by_key["killed-profile-compile-undoes-install"]
+    assert explain([no_hooks], (2, 57), [compile_entry]) == ()
+    assert explain([no_hooks], (2, 57), [compile_entry], faults=frozenset({"run"})) == (
+        compile_entry,
+    )
+    # every entry a fault found says so
+    found = [
+        e.key for e in KNOWN_DIVERGENCES if "fault soak" in e.observed or "SIGKILL" in e.observed
+    ]
+    assert found and all(by_key[key].found_by_fault for key in found)

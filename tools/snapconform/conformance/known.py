@@ -26,14 +26,27 @@ class KnownDivergence:
     # regular expression the observed value must match (snap names as NAME), so an entry
     # explains this contradiction only, not every mismatch of the same field
     shows: str = ".*"
+    # Where a fault found it: "step", only on an interrupted step itself; "run", on a step of a
+    # run in which some step was interrupted before or at it; "" anywhere. A fault's aftermath
+    # (no hooks ran, a change ended Error) looks like many unrelated mismatches elsewhere.
+    found_by_fault: str = ""
 
     def applies_to(self, snapd_version: tuple[int, int]) -> bool:
         """Whether snapd of this version is recorded as showing it."""
         return self.since <= snapd_version < self.until
 
-    def explains(self, field: str, observed: str, snapd_version: tuple[int, int]) -> bool:
+    def explains(
+        self,
+        field: str,
+        observed: str,
+        snapd_version: tuple[int, int],
+        faults: frozenset[str] = frozenset(),
+    ) -> bool:
+        """`faults`: "step" when this step was interrupted, "run" when this or an earlier step
+        of its run was."""
         return (
             self.applies_to(snapd_version)
+            and (not self.found_by_fault or self.found_by_fault in faults)
             and bool(re.fullmatch(self.fields, field))
             and bool(re.fullmatch(self.shows, observed, re.DOTALL))
         )
@@ -145,6 +158,7 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
     ),
     KnownDivergence(
         key="killed-profile-compile-undoes-install",
+        found_by_fault="run",  # later steps see it too
         # what the undone first install leaves (root's ~/snap/NAME holding only `current`); or,
         # when a failing hook was predicted, the hook that failed first for want of its profile
         # (none of the hooks ran, none read configuration)
@@ -179,6 +193,7 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
     ),
     KnownDivergence(
         key="killed-remove-breaks-next-install",
+        found_by_fault="run",
         # the next install of the removed snap: refused at its mount, nothing installed
         fields=r"outcome|NAME\.installed",
         shows=(
@@ -205,6 +220,7 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
     ),
     KnownDivergence(
         key="killed-link-snap-undone-install-listed",
+        found_by_fault="run",  # later steps see it too
         # the undone first install still listed: installed, its x1 data dir, root's user dir
         fields=r"NAME(_\w+)?\.(installed|data_dirs|user_data\[root\])",
         shows=(
@@ -232,6 +248,7 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
     ),
     KnownDivergence(
         key="power-cut-remove-ends-error",
+        found_by_fault="step",
         # the remove happened (nothing of NAME_k1 left, as the model says) but the change errs
         fields=r"change\.status|outcome",
         shows=r"Error|exit 1: cannot perform the following tasks: .*not installed anymore.*",
@@ -258,11 +275,14 @@ def explain(
     mismatches: Sequence[tuple[str, str]],
     snapd_version: tuple[int, int],
     known: Sequence[KnownDivergence] = KNOWN_DIVERGENCES,
+    *,
+    faults: frozenset[str] = frozenset(),
 ) -> tuple[KnownDivergence, ...]:
-    """The entries that explain every (field, observed) mismatch (snap names as NAME), else ()."""
+    """The entries that explain every (field, observed) mismatch (snap names as NAME), else ();
+    `faults` as KnownDivergence.explains takes it."""
     found: list[KnownDivergence] = []
     for field, observed in mismatches:
-        entry = next((k for k in known if k.explains(field, observed, snapd_version)), None)
+        entry = next((k for k in known if k.explains(field, observed, snapd_version, faults)), None)
         if entry is None:
             return ()
         if entry not in found:

@@ -524,7 +524,14 @@ class ConformanceRun:
                 (neutralise(m.field, names), neutralise(str(m.observed), names))
                 for m in record.mismatches
             ]
-            known = explain(seen, self.session.snapd_version, self.known_divergences)
+            faults = (
+                frozenset({"step", "run"})
+                if record.interruption is not None
+                else frozenset({"run"})
+                if any(step.interruption is not None for step in self.history)
+                else frozenset()
+            )
+            known = explain(seen, self.session.snapd_version, self.known_divergences, faults=faults)
             if known:
                 record.verdict, record.known = "known-divergence", [k.key for k in known]
                 if self.stop_on_divergence:
