@@ -16,6 +16,7 @@ from snapconform.harness.observe import InstanceObservation, Observation
 from snapconform.harness.operations import SnapCommandResult, normalise_whitespace
 from snapconform.model import snapd as model
 from snapconform.model.epoch import Epoch, EpochError
+from snapconform.model.snapd_confinement import expected_confinement
 from snapconform.model.snapd_interfaces import visible_connections
 from snapconform.model.snapd_services import expected_services
 
@@ -192,6 +193,26 @@ def compare_step(
     mismatches += compare_hooks(outcome, observation)
     mismatches += compare_services_and_connections(outcome.state, observation, instances)
     mismatches += compare_userdata_and_config(outcome, result, observation, instances)
+    mismatches += compare_confinement(outcome.state, observation, instances)
+    return mismatches
+
+
+def compare_confinement(
+    state: model.SnapdState, observation: Observation, instances: list[str]
+) -> list[Mismatch]:
+    """Per instance with an active revision: its confinement and the devmode/jailmode flags
+    (`NAME.confinement`; model/snapd_confinement.py)."""
+    mismatches = []
+    for name in instances:
+        expected = state.instance(name)
+        seen = observation.instances.get(name)
+        if expected is None or not expected.active or seen is None or seen.confinement is None:
+            continue
+        if expected.preinstalled:
+            continue
+        predicted = expected_confinement(expected)
+        if predicted != seen.confinement:
+            mismatches.append(Mismatch(f"{name}.confinement", predicted, seen.confinement))
     return mismatches
 
 

@@ -36,6 +36,7 @@ def fixture_spec(snap: model.SnapFile) -> FixtureSpec:
             for hook in snap.hooks
         ),
         **services_fixture_fields(snap),
+        confinement=snap.confinement,
     )
 
 
@@ -91,6 +92,7 @@ def snap_file_from_json(data: dict[str, Any]) -> model.SnapFile:
             for hook in data.get("hooks", [])
         ),
         **services_from_json(data),
+        confinement=data.get("confinement", "strict"),
     )
 
 

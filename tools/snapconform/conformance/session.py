@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 # must know them all (histories round-trip through JSON).
 import snapconform.conformance.ops_commands
 import snapconform.conformance.ops_config
+import snapconform.conformance.ops_confinement
 import snapconform.conformance.ops_interfaces
 import snapconform.conformance.ops_services
 import snapconform.conformance.ops_userdata  # noqa: F401 (each import binds `snapconform`)
@@ -155,8 +156,17 @@ def observed_state(observation: Observation, instances: Sequence[str]) -> dict[s
             "trash": sorted(seen.trash),
             **services_state(seen, observation),
             **userdata_state(seen),
+            **confinement_state(seen),
         }
     return state
+
+
+def confinement_state(seen: InstanceObservation) -> dict[str, Any]:
+    """The active revision's confinement and the devmode/jailmode flags, when observed."""
+    if seen.confinement is None:
+        return {}
+    kind, devmode, jailmode = seen.confinement
+    return {"confinement": {"confinement": kind, "devmode": devmode, "jailmode": jailmode}}
 
 
 def userdata_state(seen: InstanceObservation | None) -> dict[str, Any]:

@@ -118,6 +118,9 @@ class InstanceObservation:
     # canonical JSON from REST /v2/snaps/NAME/conf (None: not installed or not read).
     user_data: tuple[UserDataObservation, ...] = ()
     config_json: str | None = None
+    # The active revision's confinement and the devmode/jailmode flags (REST /v2/snaps);
+    # None when no revision is active or not observed.
+    confinement: tuple[str, bool, bool] | None = None
 
     @property
     def installed(self) -> bool:
@@ -269,6 +272,12 @@ def _services_fields(raw: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _confinement(raw: dict[str, Any] | None) -> tuple[str, bool, bool] | None:
+    if not raw:
+        return None
+    return (str(raw.get("confinement")), bool(raw.get("devmode")), bool(raw.get("jailmode")))
+
+
 def parse_observation(document: dict[str, Any]) -> Observation:
     instances: dict[str, InstanceObservation] = {}
     for raw in document.get("instances", []):
@@ -296,6 +305,7 @@ def parse_observation(document: dict[str, Any]) -> Observation:
             config_json=None
             if raw.get("config") is None
             else json.dumps(raw["config"], sort_keys=True),
+            confinement=_confinement(raw.get("confinement")),
         )
     hooks = tuple(HookLogLine.parse(line) for line in document.get("hook_log", []) if line)
     changes = tuple(

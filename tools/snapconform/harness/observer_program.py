@@ -121,6 +121,20 @@ def observe_instance(instance: str) -> dict:
         "services": observe_services(instance, entries or []),
         "user_data": observe_user_data(instance),
         "config": observe_config(instance) if status == 200 else None,
+        "confinement": observe_confinement(entries or []),
+    }
+
+
+def observe_confinement(entries: list) -> dict | None:
+    """The active revision's `confinement` and the snap's `devmode` / `jailmode` flags as
+    /v2/snaps lists them (the flags are omitted when false); None when none is active."""
+    active = [entry for entry in entries if entry.get("status") == "active"]
+    if not active:
+        return None
+    return {
+        "confinement": active[0].get("confinement"),
+        "devmode": bool(active[0].get("devmode")),
+        "jailmode": bool(active[0].get("jailmode")),
     }
 
 

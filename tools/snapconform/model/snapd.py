@@ -18,6 +18,7 @@ import re
 from dataclasses import replace
 
 from snapconform.model import snapd_config as config
+from snapconform.model import snapd_confinement as confinement
 from snapconform.model import snapd_host as host
 from snapconform.model import snapd_interfaces as interfaces
 from snapconform.model import snapd_services as services
@@ -174,9 +175,16 @@ def _snap_yaml_epoch_message(error: EpochError) -> str:
 
 
 def install(
-    state: SnapdState, snap: SnapFile, name: str | None = None, file_path: str = "FILE"
+    state: SnapdState,
+    snap: SnapFile,
+    name: str | None = None,
+    file_path: str = "FILE",
+    modes: confinement.Modes = confinement.NO_MODES,
 ) -> Outcome:
-    """`snap install --dangerous FILE [--name NAME]`: a fresh install or a local refresh."""
+    """`snap install --dangerous FILE [--name NAME] [--devmode|--jailmode|--classic]`: a fresh
+    install or a local refresh (the flags: model/snapd_confinement.py)."""
+    if refusal := confinement.flag_refusal(state, modes):
+        return refusal
     if name:
         # The daemon checks --name before it reads the file (daemon/api_sideload_n_try.go).
         problem = _instance_name_error(name)
@@ -217,6 +225,9 @@ def install(
             text.INSTANCE_MISMATCH.format(_q(instance_name), _q(snap.name)),
             f"refused: --name {instance_name} is not an instance of {snap.name}",
         )
+    existing = state.instance(instance_name)
+    if refusal := confinement.snap_refusal(state, existing, snap, modes, file_path):
+        return refusal
     if key and not state.parallel_instances:
         return _refused(
             state,
@@ -225,7 +236,6 @@ def install(
             "refused: an instance key needs experimental.parallel-instances "
             "(snapstate.go validateFeatureFlags)",
         )
-    existing = state.instance(instance_name)
     if existing is not None and not epoch.can_read(existing.current_revision.epoch):
         current = existing.current_revision
         message = text.EPOCH_REFUSED.format(
@@ -257,10 +267,13 @@ def install(
         services=snap.services,
         content_plugs=snap.content_plugs,
         content_slots=snap.content_slots,
+        confinement=snap.confinement,
     )
     if existing is None:
-        return _fresh_install(state, instance_name, snap.name, revision)
-    return _refresh(state, existing, revision, is_new=True)
+        outcome = _fresh_install(state, instance_name, snap.name, revision)
+    else:
+        outcome = _refresh(state, existing, revision, is_new=True)
+    return confinement.with_modes(outcome, instance_name, snap, modes)
 
 
 def install_missing_file(state: SnapdState, file_path: str) -> Outcome:

@@ -189,6 +189,8 @@ class SnapFile:
     services: tuple[ServicePlan, ...] = ()
     content_plugs: tuple[ContentEndpointPlan, ...] = ()
     content_slots: tuple[ContentEndpointPlan, ...] = ()
+    # snap.yaml's `confinement:` (strict, devmode, classic; model/snapd_confinement.py).
+    confinement: str = "strict"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hooks", _check_hooks(self.hooks, "SnapFile.hooks"))
@@ -216,6 +218,7 @@ class RevisionState:
     base: str = ""
     # Hooks of a snap the host had (meta/hooks): the model knows they exist, not what they do.
     foreign_hooks: tuple[str, ...] = ()
+    confinement: str = "strict"  # snap.yaml's, as REST shows it (model/snapd_confinement.py)
 
     def __post_init__(self) -> None:
         check_revision(self.revision)
@@ -269,6 +272,11 @@ class InstanceState:
     # Services stopped with `snap stop` (still enabled): started again by the next change that
     # starts the snap's services.
     stopped_services: frozenset[str] = frozenset()
+    # The confinement flags of the install that made the current revision (SnapState's
+    # DevMode, JailMode, Classic; model/snapd_confinement.py).
+    devmode: bool = False
+    jailmode: bool = False
+    classic: bool = False
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -353,6 +361,9 @@ class SnapdState:
     users: tuple[UserAccount, ...] = ()
     homedirs: tuple[str, ...] = ()
     user_dirs: tuple[UserSnapDir, ...] = ()
+    # snapd's sandbox.ForceDevMode: no AppArmor, as on every host this project builds (nspawn
+    # and LXD containers on a kernel without it); --jailmode is then refused.
+    force_devmode: bool = True
 
     def __post_init__(self) -> None:
         instances = tuple(sorted(self.instances, key=lambda inst: inst.name))
