@@ -106,3 +106,15 @@ def test_a_devmode_snap_needs_devmode_at_every_install():
     assert seen(state) == ("devmode", True, False)
     again = install(state, replace(DEVMODE_SNAP, version="2.0"), file_path=PATH)
     assert again.error is not None and again.error.kind == "snap-needs-devmode"
+
+
+def test_since_2_65_a_classic_instance_keeps_its_flag_on_a_refresh_without_classic():
+    # snapstate.go ensureInstallPreconditions (2.65+, commit 0e865e353f); run on 2.68.3.
+    state = new_state((2, 68))
+    state = install(state, CLASSIC_SNAP, file_path=PATH, modes=Modes(classic=True)).state
+    outcome = install(state, replace(CLASSIC_SNAP, version="2.0"), file_path=PATH)
+    assert outcome.ok
+    assert (
+        outcome.state.instance("sc-conf").current,
+        outcome.state.instance("sc-conf").classic,
+    ) == ("x2", True)

@@ -19,6 +19,7 @@ from snapconform.model.epoch import Epoch, EpochError
 from snapconform.model.snapd_confinement import expected_confinement
 from snapconform.model.snapd_interfaces import visible_connections
 from snapconform.model.snapd_services import expected_services
+from snapconform.model.snapd_try import expected_try
 
 # Entries snapd keeps beside the revision directories of an installed instance.
 INSTANCE_DIR_EXTRAS = frozenset({"common", "current"})
@@ -213,6 +214,9 @@ def compare_confinement(
         predicted = expected_confinement(expected)
         if predicted != seen.confinement:
             mismatches.append(Mismatch(f"{name}.confinement", predicted, seen.confinement))
+        tried = expected_try(state, expected)
+        if seen.tried is not None and tried != seen.tried:
+            mismatches.append(Mismatch(f"{name}.tried", tried, seen.tried))
     return mismatches
 
 

@@ -25,6 +25,7 @@ import snapconform.conformance.ops_config
 import snapconform.conformance.ops_confinement
 import snapconform.conformance.ops_interfaces
 import snapconform.conformance.ops_services
+import snapconform.conformance.ops_try
 import snapconform.conformance.ops_userdata  # noqa: F401 (each import binds `snapconform`)
 from snapconform.conformance import ops_faults  # noqa: F401 (registers "interrupted" for JSON)
 from snapconform.conformance.compare import Mismatch, compare_step, neutralise
@@ -166,7 +167,13 @@ def confinement_state(seen: InstanceObservation) -> dict[str, Any]:
     if seen.confinement is None:
         return {}
     kind, devmode, jailmode = seen.confinement
-    return {"confinement": {"confinement": kind, "devmode": devmode, "jailmode": jailmode}}
+    found: dict[str, Any] = {
+        "confinement": {"confinement": kind, "devmode": devmode, "jailmode": jailmode}
+    }
+    if seen.tried is not None and (seen.tried[0] or seen.tried[1]):
+        trymode, mounted_from, note = seen.tried
+        found["tried"] = {"trymode": trymode, "mounted_from": mounted_from, "note": note}
+    return found
 
 
 def userdata_state(seen: InstanceObservation | None) -> dict[str, Any]:

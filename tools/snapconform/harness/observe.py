@@ -121,6 +121,9 @@ class InstanceObservation:
     # The active revision's confinement and the devmode/jailmode flags (REST /v2/snaps);
     # None when no revision is active or not observed.
     confinement: tuple[str, bool, bool] | None = None
+    # `snap try`: trymode, the directory the active revision is mounted from (None: a .snap)
+    # and its try-note file's text (None: none); None when no revision is active.
+    tried: tuple[bool, str | None, str | None] | None = None
 
     @property
     def installed(self) -> bool:
@@ -278,6 +281,12 @@ def _confinement(raw: dict[str, Any] | None) -> tuple[str, bool, bool] | None:
     return (str(raw.get("confinement")), bool(raw.get("devmode")), bool(raw.get("jailmode")))
 
 
+def _tried(raw: dict[str, Any] | None) -> tuple[bool, str | None, str | None] | None:
+    if not raw:
+        return None
+    return (bool(raw.get("trymode")), raw.get("mounted_from"), raw.get("note"))
+
+
 def parse_observation(document: dict[str, Any]) -> Observation:
     instances: dict[str, InstanceObservation] = {}
     for raw in document.get("instances", []):
@@ -306,6 +315,7 @@ def parse_observation(document: dict[str, Any]) -> Observation:
             if raw.get("config") is None
             else json.dumps(raw["config"], sort_keys=True),
             confinement=_confinement(raw.get("confinement")),
+            tried=_tried(raw.get("tried")),
         )
     hooks = tuple(HookLogLine.parse(line) for line in document.get("hook_log", []) if line)
     changes = tuple(

@@ -122,6 +122,21 @@ def observe_instance(instance: str) -> dict:
         "user_data": observe_user_data(instance),
         "config": observe_config(instance) if status == 200 else None,
         "confinement": observe_confinement(entries or []),
+        "tried": observe_try(instance, entries or []),
+    }
+
+
+def observe_try(instance: str, entries: list) -> dict | None:
+    """`snap try`: the snap's `trymode`, the active revision's `mounted-from` when it is a
+    directory, and /snap/INSTANCE/current/try-note; None when no revision is active."""
+    active = [entry for entry in entries if entry.get("status") == "active"]
+    if not active:
+        return None
+    mounted = active[0].get("mounted-from") or ""
+    return {
+        "trymode": bool(active[0].get("trymode")),
+        "mounted_from": None if not mounted or mounted.endswith(".snap") else mounted,
+        "note": read_text(f"/snap/{instance}/current/try-note"),
     }
 
 

@@ -273,7 +273,7 @@ def install(
         outcome = _fresh_install(state, instance_name, snap.name, revision)
     else:
         outcome = _refresh(state, existing, revision, is_new=True)
-    return confinement.with_modes(outcome, instance_name, snap, modes)
+    return confinement.with_modes(outcome, instance_name, snap, modes, existing)
 
 
 def install_missing_file(state: SnapdState, file_path: str) -> Outcome:

@@ -15,7 +15,8 @@ What snapd checks, in the order it checks it:
   installed instance's devmode/jailmode over, and link-snap sets SnapState's DevMode, JailMode
   and Classic from the setup (handlers.go doLinkSnap), so a refresh without the flag drops it.
   A classic snap's refresh without --classic passes InstallPath on the instance's flag but
-  fails in the change at Mount snap (check_snap.go checkSnap checks the flags alone).
+  fails in the change at Mount snap (check_snap.go checkSnap checks the flags alone), until
+  2.65 keeps the instance's classic flag (ensureInstallPreconditions, CLASSIC_KEPT_SINCE).
 
 REST /v2/snaps shows snap.yaml's `confinement` of each revision and the instance's `devmode`
 and `jailmode` flags (daemon/snap.go mapLocal); the classic flag is not shown.
@@ -35,6 +36,7 @@ from snapconform.model.snapd_state import (
 from snapconform.model.snapd_text import change_error
 
 __all__ = [
+    "CLASSIC_KEPT_SINCE",
     "CONFINEMENTS",
     "NO_MODES",
     "Modes",
@@ -46,6 +48,11 @@ __all__ = [
 ]
 
 CONFINEMENTS = ("strict", "devmode", "classic")
+# Since 2.65 ensureInstallPreconditions keeps an installed instance's classic flag for a
+# request without --devmode/--jailmode (snapd commit 0e865e353f), so a classic snap's local
+# refresh needs no --classic; before, its Mount snap task refused it (seen on 2.57.6, and the
+# refresh passing on 2.68.3).
+CLASSIC_KEPT_SINCE = (2, 65)
 
 MODE_CONFLICT = "cannot use devmode and jailmode flags together"
 NO_JAILMODE = "this system cannot honour the jailmode flag"
@@ -133,6 +140,8 @@ def snap_refusal(
             "install (check_snap.go validateFlagsForInfo; cmd/snap/error.go with --dangerous)",
         )
     if snap.confinement == "classic" and not modes.classic:
+        if existing is not None and existing.classic and _keeps_classic(state, modes):
+            return None
         if existing is not None and existing.classic:
             # InstallPath lets it through on the instance's flag, but the change's mount-snap
             # checks the file again with the request's flags alone (check_snap.go checkSnap
@@ -158,7 +167,17 @@ def snap_refusal(
     return None
 
 
-def with_modes(outcome: Outcome, instance_name: str, snap: SnapFile, modes: Modes) -> Outcome:
+def _keeps_classic(state: SnapdState, modes: Modes) -> bool:
+    return state.snapd_version >= CLASSIC_KEPT_SINCE and not (modes.devmode or modes.jailmode)
+
+
+def with_modes(
+    outcome: Outcome,
+    instance_name: str,
+    snap: SnapFile,
+    modes: Modes,
+    existing: InstanceState | None = None,
+) -> Outcome:
     """The instance after a local install that went through: the request's flags (--classic
     only for a classic snap, ensureInstallPreconditions drops it otherwise)."""
     if outcome.error is not None:
@@ -173,7 +192,12 @@ def with_modes(outcome: Outcome, instance_name: str, snap: SnapFile, modes: Mode
         instance,
         devmode=modes.devmode,
         jailmode=modes.jailmode,
-        classic=modes.classic and snap.confinement == "classic",
+        trymode=False,  # link-snap sets TryMode from the setup too (snapd_try.py sets it)
+        classic=snap.confinement == "classic"
+        and (
+            modes.classic
+            or (existing is not None and existing.classic and _keeps_classic(outcome.state, modes))
+        ),
     )
     return replace(outcome, state=outcome.state.with_instance(instance), notices=notices)
 

@@ -219,6 +219,8 @@ class RevisionState:
     # Hooks of a snap the host had (meta/hooks): the model knows they exist, not what they do.
     foreign_hooks: tuple[str, ...] = ()
     confinement: str = "strict"  # snap.yaml's, as REST shows it (model/snapd_confinement.py)
+    # `snap try DIR`: the directory the revision is mounted from (None: a .snap; snapd_try.py).
+    try_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_revision(self.revision)
@@ -277,6 +279,8 @@ class InstanceState:
     devmode: bool = False
     jailmode: bool = False
     classic: bool = False
+    # SnapState.TryMode: the current revision came from `snap try DIR` (model/snapd_try.py).
+    trymode: bool = False
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -364,6 +368,8 @@ class SnapdState:
     # snapd's sandbox.ForceDevMode: no AppArmor, as on every host this project builds (nspawn
     # and LXD containers on a kernel without it); --jailmode is then refused.
     force_devmode: bool = True
+    # What each tried directory's `try-note` file holds (dir -> text; model/snapd_try.py).
+    try_notes: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         instances = tuple(sorted(self.instances, key=lambda inst: inst.name))

@@ -1,0 +1,28 @@
+"""`snap try DIR` checked against model/snapd_try.py: the unpacked fixture tried (x1, its hooks
+run, REST trymode and mounted-from), a file edited in DIR seen at once in
+/snap/NAME/current, the same DIR tried again (a refresh to x2), and a plain install after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from snapconform.conformance.ops_confinement import InstallWithModes
+from snapconform.conformance.ops_try import EditTried, TryDir
+from snapconform.model.snapd import HookPlan, SnapFile
+
+pytestmark = pytest.mark.conformance
+
+
+def test_try_a_directory_edit_it_and_try_it_again(conformance, names):
+    name = names.fresh()
+    hooks = (HookPlan("install", marker="installed"), HookPlan("post-refresh", marker="again"))
+    tried = SnapFile(name, "1.0", hooks=hooks)
+    conformance.run(
+        [
+            TryDir(tried),
+            EditTried(tried, "first edit"),
+            EditTried(tried, "second edit"),
+            TryDir(tried),
+            InstallWithModes(SnapFile(name, "2.0", hooks=hooks)),
+        ]
+    )

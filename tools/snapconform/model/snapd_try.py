@@ -1,0 +1,64 @@
+"""`snap try DIR`: a snap run from an unpacked directory.
+
+The daemon reads DIR's meta/snap.yaml and hands DIR to snapstate.TryPath, which is InstallPath
+with the TryMode flag (daemon/api_sideload_n_try.go trySnap, overlord/snapstate/snapstate.go
+TryPath): the same checks, hooks, data copy and local revision xN as `snap install --dangerous`,
+and `snap try` of an installed snap is a refresh. The revision is DIR bind-mounted (no copy),
+so a file edited in DIR shows at once in /snap/NAME/current; REST shows the snap's `trymode`
+and the revision's `mounted-from` (DIR; daemon/snap.go mapLocal reads the link). The CLI
+prints `NAME VERSION mounted from DIR` (cmd/snap/cmd_snap_op.go cmdTry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from snapconform.model import snapd
+from snapconform.model.snapd_state import InstanceState, ModelGap, Outcome, SnapdState, SnapFile
+
+__all__ = ["NOTE_FILE", "edit_note", "expected_try", "try_dir"]
+
+# The file the suites edit in a tried directory (top level of the snap tree).
+NOTE_FILE = "try-note"
+
+
+def try_dir(state: SnapdState, snap: SnapFile, directory: str) -> Outcome:
+    """`snap try DIR` for DIR holding ``snap``'s unpacked tree."""
+    if not directory.startswith("/"):
+        raise ModelGap("snap try of a relative path: the CLI makes it absolute first")
+    outcome = snapd.install(state, snap, file_path=directory)
+    if outcome.error is not None:
+        # The daemon words InstallPath's refusals as "cannot try DIR: ..." (errToResponse);
+        # the model has only the sideload's texts for them.
+        raise ModelGap(f"snap try refused ({outcome.error.kind}): the model has no try text")
+    instance = outcome.state.instance(snap.name)
+    assert instance is not None
+    current = replace(instance.current_revision, try_dir=directory)
+    sequence = tuple(current if r.revision == current.revision else r for r in instance.sequence)
+    instance = replace(instance, sequence=sequence, trymode=True)
+    return replace(
+        outcome,
+        state=outcome.state.with_instance(instance),
+        notices=(*outcome.notices, f"{snap.name} {snap.version} mounted from {directory}"),
+        why=outcome.why + f"; mounted from {directory} (snapstate.go TryPath)",
+    )
+
+
+def edit_note(state: SnapdState, directory: str, text: str) -> Outcome:
+    """Write ``text`` into DIR/try-note: no snapd command, the bind mount shows it."""
+    notes = dict(state.try_notes)
+    notes[directory] = text
+    return Outcome(
+        replace(state, try_notes=tuple(sorted(notes.items()))),
+        None,
+        (),
+        f"wrote {NOTE_FILE} in {directory}: a revision mounted from it shows it at once",
+    )
+
+
+def expected_try(state: SnapdState, instance: InstanceState) -> tuple[bool, str | None, str | None]:
+    """What the observation shows: `trymode`, the current revision's `mounted-from` when it is
+    a directory, and /snap/NAME/current/try-note (None: no such file)."""
+    directory = instance.current_revision.try_dir
+    note = dict(state.try_notes).get(directory) if directory else None
+    return (instance.trymode, directory, note)
