@@ -558,3 +558,26 @@ def test_remove_works_on_store_revisions_as_on_local_ones():
     assert gone.state.instance(NAME) is None
     again = store_install(gone.state, store, NAME)
     assert current(ok(again)) == "2" and again.state.instance(NAME).channel == "latest/stable"  # type: ignore[union-attr]
+
+
+def test_a_store_install_and_refresh_keep_what_their_hooks_read_of_the_configuration():
+    """The store path runs the same install and refresh changes as a sideload (snapstate.go
+    doInstall), so the configuration its hooks read is predicted too (found by the store state
+    machine on lxd://, 2.57.6: an install hook's `snapctl get k` went unpredicted)."""
+
+    def reading(revision: int) -> SnapFile:
+        hooks = (
+            HookPlan("install", reads_config=("k",)),
+            HookPlan("post-refresh", reads_config=("k",)),
+        )
+        return SnapFile(NAME, f"{revision}.0", epoch_yaml="0", hooks=hooks)
+
+    first = StoreCatalog().release(NAME, "stable", 1, reading(1))
+    installed = store_install(new_state(), first, NAME)
+    assert [(r.hook, r.key, r.value) for r in installed.config_reads] == [("install", "k", "")]
+    second = first.release(NAME, "stable", 2, reading(2))
+    refreshed = store_refresh(installed.state, second, NAME)
+    assert refreshed.error is None
+    assert [(r.hook, r.revision, r.key) for r in refreshed.config_reads] == [
+        ("post-refresh", "2", "k")
+    ]

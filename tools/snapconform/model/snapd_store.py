@@ -82,7 +82,7 @@ left (snapd has no such guard).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from snapconform.model import snapd_text as text
 from snapconform.model.epoch import EpochError
@@ -96,6 +96,7 @@ from snapconform.model.snapd_changes import (
 )
 from snapconform.model.snapd_state import (
     LOCAL_REVISION,
+    ConfigRead,
     ContextEntry,
     ExpectedError,
     HookRun,
@@ -322,6 +323,10 @@ class _Change:
     requests: list[StoreRequest]
     failures: list[tuple[str, str, str]]  # (error kind, task summary, task error)
     whys: list[str]
+    # What each hop's change did besides its hooks: the services it started and what its hooks
+    # read of the configuration (snapd_services, snapd_config follow every refresh_to).
+    service_runs: list[HookRun] = field(default_factory=list)
+    config_reads: list[ConfigRead] = field(default_factory=list)
 
     def run_round(self, updates: list[tuple[str, StoreResult]]) -> list[str]:
         """Refresh each (instance, answer) in its own lane; the instances that moved."""
@@ -332,6 +337,8 @@ class _Change:
             hop = _hop(self.state, inst, result, inst.channel)
             self.hooks += hop.outcome.hooks_run
             self.discarded += hop.outcome.discarded
+            self.service_runs += hop.outcome.service_runs
+            self.config_reads += hop.outcome.config_reads
             self.state = hop.outcome.state
             if hop.failure is None:
                 moved.append(name)
@@ -415,6 +422,8 @@ class _Change:
             tuple(self.discarded),
             notices,
             tuple(self.requests),
+            service_runs=tuple(self.service_runs),
+            config_reads=tuple(self.config_reads),
         )
 
 
@@ -553,11 +562,12 @@ def store_install(
         f"installed {name} {target.revision} from the store, tracking {tracking}: "
         f"{result.why}; install then configure ran in {target.revision} (snapstate.go doInstall)"
     )
-    return Outcome(
-        after,
-        None,
-        outcome.hooks_run,
-        why,
+    # The install change's own outcome (its hooks, services started, configuration read),
+    # with the store's part: tracking, notices, the request.
+    return replace(
+        outcome,
+        state=after,
+        why=why,
         notices=_closed_notices(after, [name]),
         store_requests=(request,),
     )
@@ -725,6 +735,8 @@ def _refresh_present(
     outcome = refresh_to(state, found, target, is_new=False)
     change.hooks += outcome.hooks_run
     change.discarded += outcome.discarded
+    change.service_runs += outcome.service_runs
+    change.config_reads += outcome.config_reads
     change.state = outcome.state
     change.whys.append(outcome.why)
     if outcome.error is not None:
