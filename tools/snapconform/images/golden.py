@@ -237,10 +237,7 @@ class ImageRecipe:
     def key(self) -> str:
         recipe = {
             "recipe": IMAGE_RECIPE,
-            "standins": standins.STANDINS_RECIPE,
-            "standin_version": standins.STANDIN_SNAPD_VERSION,
-            "core_yaml": standins.CORE_YAML,
-            "snapd_yaml": standins.SNAPD_YAML,
+            **standins.recipe_fields(),
             "release": self.release,
             "mode": self.mode,
             "packages": self.packages,

@@ -97,10 +97,7 @@ class LxdImageRecipe:
         recipe = {
             "recipe": LXD_IMAGE_RECIPE,
             "golden": golden.IMAGE_RECIPE,
-            "standins": standins.STANDINS_RECIPE,
-            "standin_version": standins.STANDIN_SNAPD_VERSION,
-            "core_yaml": standins.CORE_YAML,
-            "snapd_yaml": standins.SNAPD_YAML,
+            **standins.recipe_fields(),
             "release": self.release,
             "packages": self.packages,
             "aptopts": self.aptopts,

@@ -87,6 +87,16 @@ class StandinSnaps:
     snapd: Path
 
 
+def recipe_fields() -> dict[str, str]:
+    """What of the stand-ins an image's cache key depends on (every image recipe holds them)."""
+    return {
+        "standins": STANDINS_RECIPE,
+        "standin_version": STANDIN_SNAPD_VERSION,
+        "core_yaml": CORE_YAML,
+        "snapd_yaml": SNAPD_YAML,
+    }
+
+
 def _busybox(tree: Path) -> Path:
     for relative in BUSYBOX_IN_TREE:
         candidate = tree / relative
