@@ -101,17 +101,25 @@ def _endpoint_problem(state: SnapdState, snap: str, side: str, name: str) -> str
     return None
 
 
+def _endpoint_refusal(state: SnapdState, snap: str, side: str, name: str) -> Outcome | None:
+    """snapd's refusal of a connect or disconnect naming an endpoint it does not know."""
+    problem = _endpoint_problem(state, snap, side, name)
+    if problem is None:
+        return None
+    return _refused(
+        state,
+        "no-such-endpoint",
+        problem,
+        f"refused: {snap}:{name} is not a {side} snapd knows (interfaces/repo.go)",
+    )
+
+
 def connect(state: SnapdState, plug_snap: str, plug: str, slot_snap: str, slot: str) -> Outcome:
     """`snap connect PLUG_SNAP:PLUG SLOT_SNAP:SLOT` (ifacestate Connect)."""
     for snap, side, name in ((plug_snap, "plug", plug), (slot_snap, "slot", slot)):
-        problem = _endpoint_problem(state, snap, side, name)
-        if problem is not None:
-            return _refused(
-                state,
-                "no-such-endpoint",
-                problem,
-                f"refused: {snap}:{name} is not a {side} snapd knows (interfaces/repo.go)",
-            )
+        refusal = _endpoint_refusal(state, snap, side, name)
+        if refusal is not None:
+            return refusal
         found = state.instance(snap)
         assert found is not None
         if not found.active:
@@ -136,14 +144,9 @@ def connect(state: SnapdState, plug_snap: str, plug: str, slot_snap: str, slot: 
 def disconnect(state: SnapdState, plug_snap: str, plug: str, slot_snap: str, slot: str) -> Outcome:
     """`snap disconnect PLUG_SNAP:PLUG SLOT_SNAP:SLOT` (ifacestate Disconnect)."""
     for snap, side, name in ((plug_snap, "plug", plug), (slot_snap, "slot", slot)):
-        problem = _endpoint_problem(state, snap, side, name)
-        if problem is not None:
-            return _refused(
-                state,
-                "no-such-endpoint",
-                problem,
-                f"refused: {snap}:{name} is not a {side} snapd knows (interfaces/repo.go)",
-            )
+        refusal = _endpoint_refusal(state, snap, side, name)
+        if refusal is not None:
+            return refusal
     connection = Connection(plug_snap, plug, slot_snap, slot)
     if connection not in visible_connections(state):
         return _refused(
