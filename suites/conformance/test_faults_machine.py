@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import Phase, settings
 
-from snapconform.conformance.machine import recorded_machine
+from snapconform.conformance.machine import machine_settings, recorded_machine
 from snapconform.conformance.machine_faults import FaultySnapdMachine
 
 pytestmark = pytest.mark.conformance
@@ -34,13 +33,7 @@ if os.environ.get("SNAPCONFORM_FAULT_EXAMPLES"):  # a longer (or shorter) soak
 
 
 class TestSnapdKilledMidChangeFollowsTheModel(FaultySnapdMachine.TestCase):
-    settings = settings(
-        settings.default,
-        phases=settings.default.phases
-        if os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
-        else [Phase.explicit, Phase.reuse, Phase.generate],
-        **COUNTS,
-    )
+    settings = machine_settings(**COUNTS)
 
     @pytest.fixture(autouse=True)
     def _drive(self, request, host_session, artifacts_dir, record_property):

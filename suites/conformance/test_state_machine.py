@@ -12,23 +12,14 @@ import os
 import time
 
 import pytest
-from hypothesis import Phase, settings
 
-from snapconform.conformance.machine import FailureRecorder, SnapdMachine
+from snapconform.conformance.machine import FailureRecorder, SnapdMachine, machine_settings
 
 pytestmark = pytest.mark.conformance
 
 
 class TestSnapdFollowsTheModel(SnapdMachine.TestCase):
-    # Each example costs seconds of real snapd, so Hypothesis's own shrinker (a fixed
-    # five-minute budget) gets through few candidates; outside nightly runs our replay
-    # shrinker (snapconform.conformance.shrink) takes over from the first failing example.
-    settings = settings(
-        settings.default,
-        phases=settings.default.phases
-        if os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
-        else [Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    settings = machine_settings()
 
     @pytest.fixture(autouse=True)
     def _drive(self, request, host_session, artifacts_dir, record_property):

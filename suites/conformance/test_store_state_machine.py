@@ -10,26 +10,16 @@ junit properties carry them with the steps and the rate."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import Phase, settings
 
-from snapconform.conformance.machine import recorded_machine
+from snapconform.conformance.machine import machine_settings, recorded_machine
 from snapconform.conformance.store_machine import StoreMachine
 
 pytestmark = pytest.mark.conformance
 
 
 class TestSnapdFollowsTheModelThroughTheStore(StoreMachine.TestCase):
-    # As the local machine: outside nightly runs our replay shrinker takes over from the first
-    # failing example (each one costs seconds of real snapd).
-    settings = settings(
-        settings.default,
-        phases=settings.default.phases
-        if os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
-        else [Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    settings = machine_settings()
 
     @pytest.fixture(autouse=True)
     def _drive(self, request, store_session, artifacts_dir, record_property):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hypothesis import event, note, reject
+from hypothesis import Phase, event, note, reject, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
@@ -178,6 +178,16 @@ class FailureRecorder:
     def count(self, label: str) -> None:
         self.labels[label] = self.labels.get(label, 0) + 1
         event(label)
+
+
+def machine_settings(**counts: Any) -> settings:
+    """The profile's settings for a state machine on real snapd (`counts` override its example
+    and step counts). Each example costs seconds of snapd, so Hypothesis's own shrinker (a fixed
+    five-minute budget) gets through few candidates: outside nightly runs it is left out and
+    our replay shrinker (conformance.shrink) takes over from the first failing example."""
+    nightly = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+    phases = settings.default.phases if nightly else [Phase.explicit, Phase.reuse, Phase.generate]
+    return settings(settings.default, phases=phases, **counts)
 
 
 @contextmanager
