@@ -25,6 +25,7 @@ import pytest
 
 from snapconform.conformance.operations import InstallFile, Remove, Revert, RunApp
 from snapconform.conformance.ops_faults import Interrupted
+from snapconform.conformance.ops_host import WriteData
 from snapconform.conformance.session import HostFaultVerdict
 from snapconform.hosts.nspawn_records import cgroup_pids
 from snapconform.model.faults import KillPoint
@@ -134,6 +135,55 @@ def test_rollback_by_failing_hook_killed_at_every_task_boundary(conformance, nam
     assert set(summary["final_statuses"]) <= {"Error", "Undone"}, summary
     seen = conformance.last_observation.instance(name)
     assert seen.sequence == ("x1",) and "kept" in seen.revision("x1").data
+
+
+# Big enough that copy-snap-data copies for a second or more (homes first, then SNAP_DATA),
+# so a kill COPY_KILL_MS into it lands inside the copy.
+BALLAST_MB = 768
+COPY_KILL_MS = 300
+COPY_TASK = 7  # copy-snap-data of a refresh with nothing to collect
+
+
+def _stray_copy_left(conformance, names, test_artifacts: Path) -> str:
+    """A snap whose failing refresh was killed inside its copy: x2's data dirs left behind."""
+    name = names.fresh()
+    conformance.run(
+        [
+            InstallFile(SnapFile(name, "1.0", hooks=_hooks())),
+            RunApp(name, "kept"),
+            WriteData(name, "ballast", BALLAST_MB),
+        ]
+    )
+    failing = (HookPlan("post-refresh", fails_with="cannot migrate", marker="migrated"),)
+    refresh = InstallFile(SnapFile(name, "2.0", hooks=failing))
+    record = conformance.step(Interrupted(refresh, KillPoint(COPY_TASK, "Doing", COPY_KILL_MS)))
+    _save(test_artifacts, "copy", [record.interruption])
+    assert record.verdict == "pass", record.interruption
+    assert record.interruption["point"].startswith("copy-snap-data"), record.interruption
+    assert record.interruption["matched"] == "completed, x2 copy restored", record.interruption
+    seen = conformance.last_observation.instance(name)
+    assert seen.sequence == ("x1",) and "x2" in seen.data_dirs
+    return name
+
+
+def test_a_full_remove_after_a_stray_copy_fails(conformance, names, test_artifacts):
+    """The stray x2 dir keeps /var/snap/NAME from being removed: the full remove fails at its
+    last 'Remove data' (known divergence rerefresh-leaves-trash-remove-fails; xfail)."""
+    name = _stray_copy_left(conformance, names, test_artifacts)
+    conformance.step(Remove(name, purge=True))
+
+
+def test_a_kill_inside_the_copy_of_a_failing_refresh_leaves_the_copy_behind(
+    conformance, names, test_artifacts
+):
+    """snapd killed while copy-snap-data of a refresh copies: after the restart the copy runs
+    again (trashing the first copy as x2.old), post-refresh fails, and the undo removes x2 and
+    puts the trash back: x2's data dirs stay beside the sequence (model/faults.py
+    copy_rerun_leaves_target). The next refresh that works takes the stray dir over."""
+    name = _stray_copy_left(conformance, names, test_artifacts)
+    conformance.step(InstallFile(SnapFile(name, "3.0", hooks=_hooks())))
+    seen = conformance.last_observation.instance(name)
+    assert seen.sequence == ("x1", "x2") and seen.revision("x2").data >= {"kept", "ballast"}
 
 
 def test_power_cut_mid_refresh_boots_the_same_disk(conformance, names, test_artifacts):

@@ -9,6 +9,7 @@ from snapconform.model import snapd as model
 from snapconform.model.faults import (
     KillPoint,
     allowed_outcomes,
+    copy_rerun_leaves_target,
     hooks_allowed,
     step_kind,
     undone_state,
@@ -88,6 +89,59 @@ def test_a_predicted_rollback_has_one_outcome():
     assert not outcome.ok
     (only,) = allowed_outcomes(before, outcome, "sc-f", "refresh", list(outcome.hooks_run))
     assert only.outcome == outcome and only.change_statuses == ("Error", "Undone")
+
+
+def _rolled_back_with_copy_rerun() -> tuple[model.SnapdState, model.Outcome, tuple]:
+    before = model.run_app(_installed(), "sc-f", "kept").state
+    failing = (model.HookPlan("post-refresh", fails_with="no", marker="migrated"),)
+    outcome = model.install(before, model.SnapFile("sc-f", "2.0", hooks=failing))
+    allowed = allowed_outcomes(
+        before, outcome, "sc-f", "refresh", list(outcome.hooks_run), frozenset({"copy-snap-data"})
+    )
+    return before, outcome, allowed
+
+
+def test_a_rollback_whose_copy_ran_again_may_leave_the_first_copy():
+    """backend/snapdata.go copySnapDataDirectory trashes what the new revision's dir holds
+    before copying; copydata.go UndoCopySnapData removes that dir, then untrashes: a copy
+    made before the kill comes back as x2, beside the sequence, in SNAP_DATA and root's home."""
+    before, outcome, allowed = _rolled_back_with_copy_rerun()
+    # snapDataDirs' order: the homes, root's, then SNAP_DATA; a kill may land after any of them
+    assert [a.name for a in allowed] == [
+        "completed",
+        "completed, x2 copy restored",
+        "completed, x2 copy restored (1 of 2 dirs)",
+    ]
+    left = allowed[1].outcome.state
+    instance = left.instance("sc-f")
+    assert instance.revisions == ("x1",)
+    assert dict(instance.stray_data) == {"x2": instance.data_of("x1")}
+    home = {d.instance: dict(d.revisions) for d in left.user_dirs if d.user == "root"}
+    assert home["sc-f"]["x2"] == home["sc-f"]["x1"]
+    homes_only = allowed[2].outcome.state
+    assert homes_only.instance("sc-f").stray_data == ()
+    home = {d.instance: dict(d.revisions) for d in homes_only.user_dirs if d.user == "root"}
+    assert "x2" in home["sc-f"]
+    # not when copy-snap-data had finished before the kill, nor for a revert or a store-down
+    assert len(allowed_outcomes(before, outcome, "sc-f", "refresh", list(outcome.hooks_run))) == 1
+    reverted = model.revert(model.install(before, model.SnapFile("sc-f", "2.0")).state, "sc-f")
+    assert copy_rerun_leaves_target(reverted.state, "sc-f", "x2") == reverted.state
+
+
+def test_a_stray_dir_stays_through_rollbacks_and_goes_when_its_revision_is_installed():
+    _, _, allowed = _rolled_back_with_copy_rerun()
+    left = allowed[1].outcome.state
+    failing = (model.HookPlan("post-refresh", fails_with="no"),)
+    again = model.install(left, model.SnapFile("sc-f", "3.0", hooks=failing))
+    assert (
+        not again.ok and again.state.instance("sc-f").stray_data == left.instance("sc-f").stray_data
+    ), "the undo puts the stray dir back from the trash"
+    assert "stray dir put back" in again.why
+    home = {d.instance: dict(d.revisions) for d in again.state.user_dirs if d.user == "root"}
+    assert "x2" in home["sc-f"]
+    works = model.install(left, model.SnapFile("sc-f", "3.0")).state.instance("sc-f")
+    assert works.revisions == ("x1", "x2") and works.stray_data == ()
+    assert "stray x2" in model.describe(left)
 
 
 def test_one_hook_whose_task_had_not_finished_may_run_twice():

@@ -154,7 +154,7 @@ def compare_instance(
             mismatches.append(Mismatch(f"{where}.data", data, seen.data))
     if expected.common != observed.common:
         mismatches.append(Mismatch(f"{name}.common", expected.common, observed.common))
-    dirs = frozenset(sequence) | INSTANCE_DIR_EXTRAS
+    dirs = frozenset(sequence) | {rev for rev, _ in expected.stray_data} | INSTANCE_DIR_EXTRAS
     if not expected.active:
         dirs -= {"current"}  # `snap disable` unlinks /var/snap/NAME/current too (observed)
     if dirs != observed.data_dirs:

@@ -134,11 +134,13 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
     ),
     KnownDivergence(
         key="rerefresh-leaves-trash-remove-fails",
-        # the full remove's result, and the half-removed snap still listed
-        fields=r"outcome|NAME\.installed",
+        # the full remove's result, the half-removed snap still listed, and the stray revision
+        # dir that kept /var/snap/NAME (trash is not among the data dirs)
+        fields=r"outcome|NAME\.installed|NAME\.data_dirs",
         shows=(
-            r"exit 1: .*Remove data for snap \"NAME\" \(\d+\) \(failed to remove snap \"NAME\" "
+            r"exit 1: .*Remove data for snap \"NAME\" \(x?\d+\) \(failed to remove snap \"NAME\" "
             r"base directory: remove /var/snap/NAME: directory not empty\).*|True"
+            r"|frozenset\(\{'x?\d+'\}\)"
         ),
         document=(
             'reference/snapd-behaviour.md §5: "A full remove runs the remove hook, saves an '
@@ -153,7 +155,10 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             '"NAME" base directory: remove /var/snap/NAME: directory not empty\' and leaves the '
             "snap half removed: older revisions discarded, the last one disabled with its data "
             "gone; every retry fails alike until R.old is deleted by hand. Seen on 2.57.6 "
-            "(suites/conformance/test_store_rerefresh_trash.py)"
+            "(suites/conformance/test_store_rerefresh_trash.py). The same when an undo left a "
+            "stray revision dir (a failing refresh killed inside copy-snap-data: "
+            "model/faults.py copy_rerun_leaves_target; suites/conformance/test_faults.py "
+            "test_a_full_remove_after_a_stray_copy_fails, 2.57.6)"
         ),
     ),
     KnownDivergence(
@@ -165,6 +170,10 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
         fields=r"NAME\.user_data\[root\]|error|hooks|config_reads",
         shows=(
             r"\(\(\), None, 'x\d+'\)|\(\)"
+            # a refresh whose first hook failed so: root's `current` link not moved to the new
+            # revision (the model has the hooks run there as root)
+            r"|\(\(\('x\d+', frozenset\(\)\)(, \('x\d+', frozenset\(\)\))*\), "
+            r"frozenset\(\), 'x\d+'\)"
             r"|.*cannot stat /var/lib/snapd/seccomp/bpf/snap\.NAME\S*\.bin: No such file or "
             r"direc.*"
         ),
@@ -188,7 +197,9 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             "completes and that hook never runs (a remove hook fails in silence); with a "
             "failing hook predicted, the install hook fails first. Seen on 2.57.6 (3 direct "
             "runs in 3, and the bookworm fault soak) and on 2.77.1 (the sid fault soak: the "
-            "install undone)"
+            "install undone). Also at a refresh (the rollback test of test_faults.py, 2.57.6): a "
+            "kill in an undo's setup-profiles leaves x1's pre-refresh profile uncompiled and "
+            "the next refresh fails at pre-refresh for want of its .bin"
         ),
     ),
     KnownDivergence(

@@ -105,7 +105,9 @@ class Judged:
         record["hook_reruns"] = sum(
             1 for line in observation.hooks if line.instance == instance
         ) - len(ran)
-        alternatives = model_faults.allowed_outcomes(before, outcome, instance, kind, ran)
+        alternatives = model_faults.allowed_outcomes(
+            before, outcome, instance, kind, ran, interruption.unfinished
+        )
         record["allowed"] = [alternative.name for alternative in alternatives]
         best: tuple[list[Mismatch], model_faults.Allowed] | None = None
         for alternative in alternatives:

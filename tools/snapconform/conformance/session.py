@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import snapconform.conformance.ops_commands
 import snapconform.conformance.ops_config
 import snapconform.conformance.ops_confinement
+import snapconform.conformance.ops_host
 import snapconform.conformance.ops_interfaces
 import snapconform.conformance.ops_services
 import snapconform.conformance.ops_try
@@ -614,9 +615,9 @@ class ConformanceRun:
                 return
             if removed.exit_code != 0:
                 # Known divergence rerefresh-leaves-trash-remove-fails: a REV.old that snapd never
-                # clears makes the remove fail, the snap half removed; without the trash the next
-                # remove works. Anything else left would be in every later request's context:
-                # then a fresh host (a restart takes about a minute).
+                # clears (or a stray revision dir) makes the remove fail, the snap half removed;
+                # without them the next remove works. Anything else left would be in every
+                # later request's context: then a fresh host (a restart takes about a minute).
                 removed = self._remove_after_clearing_trash(name)
             if removed is None or removed.exit_code != 0:
                 self.session.broken = True
@@ -625,8 +626,9 @@ class ConformanceRun:
     def _remove_after_clearing_trash(self, name: str) -> SnapCommandResult | None:
         assert self.session.shell is not None
         try:
+            # trash (REV.old) or a stray revision dir an undo left (model/faults.py)
             data = shlex.quote(f"/var/snap/{name}")
-            self.session.shell.run(f"rm -rf -- {data}/*.old", timeout=60)
+            self.session.shell.run(f"rm -rf -- {data}/*", timeout=60)
             return self.client.remove(name, purge=True)
         except (HostError, CommandTimeout):
             return None

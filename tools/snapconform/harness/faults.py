@@ -111,6 +111,14 @@ class Interruption:
             return frozenset()
         return frozenset(t.hook for t in self.seen if t.hook and t.status in ("Do", "Doing"))
 
+    @property
+    def unfinished(self) -> frozenset[str]:
+        """Kinds of the tasks that had not finished when snapd died (they run again after the
+        restart); none when snapd was not killed (the store went down instead)."""
+        if not self.started or self.how == "store":
+            return frozenset()
+        return frozenset(t.kind for t in self.seen if t.status in ("Do", "Doing"))
+
     def mounted(self, instance: str) -> frozenset[str]:
         prefix = f"/snap/{instance}/"
         return frozenset(m[len(prefix) :] for m in self.mounts if m.startswith(prefix))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from snapconform.model import snapd_userdata as userdata
 from snapconform.model.snapd_state import (
     ExpectedError,
     HookRun,
@@ -36,6 +37,7 @@ __all__ = [
     "Allowed",
     "KillPoint",
     "allowed_outcomes",
+    "copy_rerun_leaves_target",
     "hooks_allowed",
     "undone_state",
 ]
@@ -128,31 +130,118 @@ def undone_state(
     return before.with_instance(undone)
 
 
+def refresh_target(
+    before: SnapdState, outcome: Outcome, instance: str, hooks_ran: Sequence[HookRun]
+) -> str | None:
+    """The new revision an interrupted refresh of `instance` went to, where the model can tell:
+    the predicted current, else (an undone prediction) a revision a hook ran in that the
+    sequence before did not hold; None when neither shows it."""
+    old = before.instance(instance)
+    if old is None:
+        return None
+    new = outcome.state.instance(instance)
+    if new is not None and new.current not in old.revisions:
+        return new.current
+    ran_in = (r.revision for r in hooks_ran if r.instance == instance)
+    return next((revision for revision in ran_in if revision not in old.revisions), None)
+
+
+def copy_rerun_leaves_target(
+    state: SnapdState, instance: str, target: str, copied: int | None = None
+) -> SnapdState:
+    """The undone state of a refresh to the new revision `target` whose copy-snap-data ran
+    again after the kill: the first copy was made (whole or in part) before snapd died; the
+    second run trashed it as TARGET.old and copied again; the undo removed TARGET and put the
+    trash back (backend/snapdata.go copySnapDataDirectory, copydata.go UndoCopySnapData, alike
+    in 2.57.6 and 2.77). So what the first run had copied stays beside the sequence: the first
+    `copied` dirs (all when None) in snapd's order, each user's ~/snap/INSTANCE/TARGET, then
+    the system's SNAP_DATA (snapd_userdata.copy_order), each holding what the current
+    revision's held when it was copied (its markers after pre-refresh, as in the undone state;
+    a copy cut short holds fewer files, which the observer does not see)."""
+    found = state.instance(instance)
+    if found is None or target in found.revisions:
+        return state
+    order = [*userdata.copy_order(state, instance, found.current), None]  # None: SNAP_DATA
+    left = order if copied is None else order[:copied]
+    if None in left:
+        stray = (*found.stray_data, (target, found.data_of(found.current)))
+        state = state.with_instance(replace(found, stray_data=stray))
+    dirs = []
+    for d in state.user_dirs:
+        revisions = dict(d.revisions)
+        if d.instance == instance and d.user in left:
+            revisions[target] = revisions[found.current]
+            d = replace(d, revisions=tuple(revisions.items()))
+        dirs.append(d)
+    return replace(state, user_dirs=tuple(dirs))
+
+
+def copy_dirs(state: SnapdState, instance: str) -> int:
+    """How many data dirs a refresh of `instance` copies (its users' and SNAP_DATA)."""
+    found = state.instance(instance)
+    if found is None:
+        return 0
+    return len(userdata.copy_order(state, instance, found.current)) + 1
+
+
+def _copy_rerun(alternative: Allowed, instance: str, target: str, copied: int) -> Allowed:
+    outcome = alternative.outcome
+    state = copy_rerun_leaves_target(outcome.state, instance, target, copied)
+    total = copy_dirs(outcome.state, instance)
+    part = "" if copied == total else f" ({copied} of {total} dirs)"
+    why = (
+        f"{outcome.why}; copy-snap-data ran again after the kill, so the undo put its first "
+        f"copy back as {target}{part} (trash of copySnapDataDirectory restored by "
+        "UndoCopySnapData)"
+    )
+    return Allowed(
+        f"{alternative.name}, {target} copy restored{part}",
+        replace(outcome, state=state, why=why),
+        alternative.change_statuses,
+    )
+
+
 def allowed_outcomes(
     before: SnapdState,
     outcome: Outcome,
     instance: str,
     kind: str,
     hooks_ran: Sequence[HookRun],
+    unfinished: frozenset[str] = frozenset(),
 ) -> tuple[Allowed, ...]:
     """Every outcome the model allows for a step predicted as `outcome` whose change was
-    interrupted: as predicted, or (when the prediction is a success) undone."""
+    interrupted: as predicted, or (when the prediction is a success) undone. `unfinished`:
+    the kinds of the change's tasks not yet done when snapd died (they run again); a refresh's
+    copy-snap-data among them lets each undone outcome keep the new revision's data
+    (copy_rerun_leaves_target)."""
     completed = Allowed(
         "completed", outcome, ("Done",) if outcome.error is None else ("Error", "Undone")
     )
     if outcome.error is not None:
         # A predicted rollback already ends in its undone state; an interruption changes nothing
-        # snapd promises about it.
-        return (completed,)
-    state = undone_state(before, outcome.state, instance, kind, hooks_ran)
-    undone = Outcome(
-        state,
-        ExpectedError("interrupted-undone", r".*", pattern=True),
-        tuple(hooks_ran),
-        f"the interrupted change was undone: {instance} as before the step, with only the marks "
-        "of the hooks that ran (overlord/state/taskrunner.go: a failed task aborts its lanes)",
+        # snapd promises about it (but what a re-run copy leaves, below).
+        allowed: tuple[Allowed, ...] = (completed,)
+    else:
+        state = undone_state(before, outcome.state, instance, kind, hooks_ran)
+        undone = Outcome(
+            state,
+            ExpectedError("interrupted-undone", r".*", pattern=True),
+            tuple(hooks_ran),
+            f"the interrupted change was undone: {instance} as before the step, with only the "
+            "marks of the hooks that ran (overlord/state/taskrunner.go: a failed task aborts "
+            "its lanes)",
+        )
+        allowed = (completed, Allowed("undone", undone, ("Undone", "Error")))
+    target = refresh_target(before, outcome, instance, hooks_ran)
+    if kind != "refresh" or "copy-snap-data" not in unfinished or target is None:
+        return allowed
+    rolled_back = [a for a in allowed if a.outcome.error is not None]
+    twins = (
+        _copy_rerun(a, instance, target, copied)
+        for a in rolled_back
+        for copied in range(copy_dirs(a.outcome.state, instance), 0, -1)
     )
-    return (completed, Allowed("undone", undone, ("Undone", "Error")))
+    return (*allowed, *twins)
 
 
 def _without_one_repeat(

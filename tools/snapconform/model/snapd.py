@@ -97,6 +97,7 @@ __all__ = [
     "enable",
     "full_channel",
     "get_config",
+    "host_writes_data",
     "install",
     "install_missing_file",
     "new_state",
@@ -597,6 +598,25 @@ def _run_app_change(state: SnapdState, instance: str, marker: str) -> Outcome:
         None,
         (),
         f"the app wrote {marker} into {found.current}'s SNAP_DATA and into SNAP_COMMON",
+    )
+
+
+def host_writes_data(state: SnapdState, instance: str, marker: str) -> Outcome:
+    """A file MARKER written into the current revision's SNAP_DATA from the host (not by
+    snapd or the app): a snap holding much data, whose copy-snap-data then takes a while."""
+    if not _MARKER.fullmatch(marker):
+        raise ValueError(f"marker {marker!r} must be a plain file name")
+    found = state.instance(instance)
+    if found is None:
+        raise ValueError(f"{instance} is not installed: there is no SNAP_DATA to write into")
+    data = dict(found.data)
+    data[found.current] = data[found.current] | {marker}
+    updated = replace(found, data=tuple(data.items()))
+    return Outcome(
+        state.with_instance(updated),
+        None,
+        (),
+        f"the host wrote {marker} into {found.current}'s SNAP_DATA",
     )
 
 

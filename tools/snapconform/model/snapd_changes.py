@@ -250,10 +250,13 @@ def _refresh_change(
         current=target.revision,
         data=tuple(data.items()),
     )
+    stray = target.revision in dict(instance.stray_data)
     undone_data = (
-        f"{target.revision}'s new data is deleted"
-        if is_new
-        else f"{target.revision}'s own data is put back from the trash"
+        f"{target.revision}'s own data is put back from the trash"
+        if not is_new
+        else f"{target.revision}'s new data is deleted and its stray dir put back from the trash"
+        if stray
+        else f"{target.revision}'s new data is deleted"
     )
     failure = log.run(target, "post-refresh")
     linked = log.mark(linked)
@@ -339,7 +342,6 @@ def refresh_to(
         outcome,
         instance.name,
         target.revision,
-        is_new=is_new,
         known=(target, *instance.sequence),
     )
     aborted = userdata.aborted_before_copy(outcome)

@@ -281,6 +281,11 @@ class InstanceState:
     classic: bool = False
     # SnapState.TryMode: the current revision came from `snap try DIR` (model/snapd_try.py).
     trymode: bool = False
+    # SNAP_DATA dirs of revisions outside the sequence, with their markers: what an undo leaves
+    # when a killed copy-snap-data ran again (model/faults.py copy_rerun_leaves_target). snapd
+    # does not know them: a refresh onto such a revision trashes the dir and its cleanup clears
+    # the trash, so a revision in the sequence is never stray (dropped here).
+    stray_data: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def __post_init__(self) -> None:
         sequence = tuple(self.sequence)
@@ -299,6 +304,8 @@ class InstanceState:
         object.__setattr__(self, "sequence", sequence)
         object.__setattr__(self, "data", tuple((rev, data[rev]) for rev in revisions))
         object.__setattr__(self, "common", frozenset(self.common))
+        stray = {rev: frozenset(m) for rev, m in self.stray_data if rev not in data}
+        object.__setattr__(self, "stray_data", tuple(sorted(stray.items())))
 
     @property
     def revisions(self) -> tuple[str, ...]:
@@ -528,4 +535,6 @@ def describe(state: SnapdState) -> str:
                 f"hooks [{hooks}] data [{markers}]{source}"
             )
         lines.append(f"    common [{','.join(sorted(inst.common)) or '-'}]")
+        for revision, markers in inst.stray_data:
+            lines.append(f"    stray {revision} data [{','.join(sorted(markers)) or '-'}]")
     return "\n".join(lines)

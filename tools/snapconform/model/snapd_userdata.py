@@ -296,6 +296,19 @@ def _found_users(state: SnapdState) -> list[str]:
     return [user.name for user in accounts(state) if found_by_snapd(state, user)]
 
 
+def copy_order(state: SnapdState, instance: str, revision: str) -> list[str]:
+    """The users whose ~/snap/INSTANCE/REVISION a refresh from REVISION copies, in snapd's
+    order: the homes the glob finds (sorted), then root's; the system's SNAP_DATA comes after
+    them all (backend/snapdata.go snapDataDirs)."""
+    users = [
+        user
+        for user in accounts(state)
+        if found_by_snapd(state, user)
+        and revision in _revisions(user_dir(state, user.name, instance))
+    ]
+    return [user.name for user in sorted(users, key=lambda u: (u.name == ROOT.name, u.home))]
+
+
 def remove_revisions(state: SnapdState, instance: str, revisions: tuple[str, ...]) -> SnapdState:
     for user in _found_users(state):
         d = user_dir(state, user, instance)
@@ -379,7 +392,6 @@ def after_refresh(
     instance: str,
     target: str,
     *,
-    is_new: bool,
     known: tuple[RevisionState, ...] = (),
 ) -> Outcome:
     """pre-refresh (root, OLD), the copy OLD -> TARGET for every found user who has OLD, the
@@ -412,8 +424,10 @@ def after_refresh(
             revisions = _revisions(d)
             revisions.pop(target, None)
             previous = _revisions(user_dir(saved, user, instance)).get(target)
-            if not is_new and user in copied_for and previous is not None:
-                revisions[target] = previous  # the trash put back (untrash)
+            if user in copied_for and previous is not None:
+                # the trash put back (untrash): the target's own dir, or (a new target) a
+                # stray one an earlier undo left (model/faults.py copy_rerun_leaves_target)
+                revisions[target] = previous
             state = _put(state, _with_revisions(d, revisions))
     state = remove_revisions(state, instance, outcome.discarded)
     return _with_state(outcome, after_hooks(state, restarted))
