@@ -3,18 +3,38 @@
 `WriteData` puts a file of a given size into the current revision's SNAP_DATA, as a snap that
 keeps much data has there: copy-snap-data of the next refresh then takes a while, long enough
 for a kill point to land inside the copy (suites/conformance/test_faults.py).
+
+Host steps snapd must cope with (model/snapd_hoststeps.py, suites/conformance/test_host_steps.py):
+`WhileAppRuns(step)` keeps an app of the step's instance running while the step runs (the
+fixture app blocked opening a FIFO the host made at SNAP_DATA/MARKER), then says whether it
+still runs and kills it by PID, also when the step fails; `release_held_apps` kills any a broken
+run left. `RemoveTerminate` is `snap remove --terminate`. `InstallBlocked` puts a file or a
+directory where a first install's mount point goes, installs, and says what is left there.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from snapconform.conformance.operations import FileLocator, Operation, register_operation
+from snapconform.conformance.operations import (
+    FileLocator,
+    InstallFile,
+    InstanceCommand,
+    Operation,
+    Remove,
+    operation_from_json,
+    register_operation,
+    snap_file_from_json,
+)
+from snapconform.harness.fixtures import HOST_WORK_DIR
 from snapconform.harness.operations import SnapClient, SnapCommandResult
+from snapconform.harness.shell import Shell
 from snapconform.model import snapd as model
+from snapconform.model import snapd_hoststeps as hoststeps
 
 MAX_MEGABYTES = 4096
 
@@ -60,3 +80,251 @@ class WriteData(Operation):
 
 
 register_operation(WriteData)
+
+
+# -- an app kept running during a step -------------------------------------------------------
+
+HELD_DIR = str(HOST_WORK_DIR / "held")  # on the host under test
+HELD_START_SECONDS = 30  # snap run to the app's own process (snap-confine, snap-exec, sh)
+HELD_END_SECONDS = 5  # how long the step's end waits for the app to end by itself
+_MARKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _held_pid_file(instance: str, marker: str) -> str:
+    return f"{HELD_DIR}/{instance}.{marker}.pid"
+
+
+def _start_script(instance: str, marker: str) -> str:
+    """mkfifo SNAP_DATA/MARKER, `snap run INSTANCE.mark MARKER` in its own session in the
+    background (PID in HELD_DIR), then wait until the PID is the app's shell script."""
+    fifo = shlex.quote(f"/var/snap/{instance}/current/{marker}")
+    pid_file = shlex.quote(_held_pid_file(instance, marker))
+    log = shlex.quote(f"{HELD_DIR}/{instance}.{marker}.log")
+    app = shlex.quote(f"/snap/{instance}/")
+    run = shlex.join(["snap", "run", f"{instance}.mark", marker])
+    tries = HELD_START_SECONDS * 10
+    return (
+        f"mkdir -p {shlex.quote(HELD_DIR)} && mkfifo {fifo} && "
+        f"{{ setsid {run} </dev/null >{log} 2>&1 & echo $! >{pid_file}; }} && "
+        f'pid=$(cat {pid_file}) && up= && for _ in $(seq {tries}); do tr "\\0" " " '
+        f"</proc/$pid/cmdline 2>/dev/null | grep -qF {app} && up=1 && break; sleep 0.1; done; "
+        f'[ -n "$up" ] || {{ echo held app did not start; cat {log}; false; }}'
+    )
+
+
+def _end_script(instance: str, marker: str) -> str:
+    """Wait up to HELD_END_SECONDS for the app to end, print `held app: STATUS`, then kill it
+    by its PID (only while /proc/PID/cmdline is still the app's)."""
+    pid_file = shlex.quote(_held_pid_file(instance, marker))
+    app = shlex.quote(f"/snap/{instance}/")
+    tries = HELD_END_SECONDS * 10
+    return (
+        f"pid=$(cat {pid_file}) && status={hoststeps.APP_ENDED} && "
+        f"for _ in $(seq {tries}); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; "
+        f"kill -0 $pid 2>/dev/null && status={hoststeps.APP_RUNNING}; "
+        f'echo "held app: $status"; {_kill_script(pid_file, app)}'
+    )
+
+
+def _kill_script(pid_file: str, app: str) -> str:
+    return (
+        f'pid=$(cat {pid_file} 2>/dev/null); if [ -n "$pid" ] && tr "\\0" " " '
+        f"</proc/$pid/cmdline 2>/dev/null | grep -qF {app}; then kill -KILL $pid; fi; "
+        f"rm -f {pid_file}"
+    )
+
+
+def release_held_apps(shell: Shell) -> None:
+    """Kill every app a WhileAppRuns started and did not end (a run that broke mid-step), by
+    the PIDs it recorded; a test's teardown calls it (a host reset kills them too)."""
+    script = (
+        f'for f in {shlex.quote(HELD_DIR)}/*.pid; do [ -e "$f" ] || continue; '
+        f'pid=$(cat "$f"); tr "\\0" " " </proc/$pid/cmdline 2>/dev/null | grep -q "/snap/" '
+        f'&& kill -KILL "$pid"; rm -f "$f"; done'
+    )
+    shell.run(script, timeout=60)
+
+
+def _step_kind(step: Operation) -> str:
+    if isinstance(step, RemoveTerminate):
+        return hoststeps.STEP_REMOVE_TERMINATE
+    if isinstance(step, Remove):
+        return hoststeps.STEP_REMOVE
+    if isinstance(step, InstallFile):
+        return hoststeps.STEP_LOCAL_REFRESH
+    raise model.ModelGap(f"what {step.kind!r} does while an app runs is not in the model")
+
+
+@dataclass(frozen=True)
+class WhileAppRuns(Operation):
+    """`step` (a remove, `remove --terminate` or local refresh of one instance) while that
+    instance's app runs; prints `held app: running|ended` about it afterwards."""
+
+    kind: ClassVar[str] = "while-app-runs"
+    step: Operation
+    marker: str = "held"
+
+    def __post_init__(self) -> None:
+        if not _MARKER.fullmatch(self.marker):
+            raise ValueError(f"marker {self.marker!r} must be a plain file name")
+        if len(self.step.instances) != 1:
+            raise ValueError(f"{self.step} does not name one instance")
+
+    @property
+    def instance(self) -> str:
+        return self.step.instances[0]
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return hoststeps.while_app_runs(
+            state,
+            self.instance,
+            self.marker,
+            _step_kind(self.step),
+            lambda held: self.step.predict(held, locate),
+        )
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        started = time.monotonic()
+        shell = client.shell
+        begun = shell.run(_start_script(self.instance, self.marker) + " 2>&1", timeout=120)
+        if begun.exit_code != 0:
+            shell.run(_kill_script(*self._kill_args()), timeout=60)
+            return SnapCommandResult(
+                ("while-app-runs", self.instance), begun.exit_code, begun.output, 0.0
+            )
+        ended = None
+        try:
+            result = self.step.perform(client, locate)
+            ended = shell.run(_end_script(self.instance, self.marker), timeout=120)
+        finally:
+            if ended is None:  # the step failed on the way: still no app left behind
+                shell.run(_kill_script(*self._kill_args()), timeout=60)
+        # The app's line first: an error's message is everything after `error: `.
+        return SnapCommandResult(
+            result.argv,
+            result.exit_code,
+            f"{ended.output.strip()}\n{result.output}",
+            time.monotonic() - started,
+        )
+
+    def _kill_args(self) -> tuple[str, str]:
+        pid_file = shlex.quote(_held_pid_file(self.instance, self.marker))
+        return pid_file, shlex.quote(f"/snap/{self.instance}/")
+
+    def shell(self, locate: FileLocator) -> str:
+        return "\n".join(
+            [
+                _start_script(self.instance, self.marker),
+                self.step.shell(locate),
+                _end_script(self.instance, self.marker),
+            ]
+        )
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return self.step.instances
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return self.step.snap_files()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.kind, "step": self.step.to_json(), "marker": self.marker}
+
+    def __str__(self) -> str:
+        return f"{self.step} [while {self.instance}.mark runs]"
+
+
+def _while_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {"step": operation_from_json(data["step"]), "marker": data.get("marker", "held")}
+
+
+@dataclass(frozen=True)
+class RemoveTerminate(InstanceCommand):
+    """`snap remove --terminate INSTANCE` (2.65+: kills the snap's running apps)."""
+
+    kind: ClassVar[str] = "remove-terminate"
+
+    def argv(self) -> list[str]:
+        return ["snap", "remove", "--terminate", self.instance]
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return hoststeps.remove_terminate(state, self.instance)
+
+
+# -- a blocked mount point -------------------------------------------------------------------
+
+
+def _blocker_script(name: str, blocker: str) -> str:
+    base = shlex.quote(f"/snap/{name}")
+    mount_dir = shlex.quote(f"/snap/{name}/x1")
+    if blocker == hoststeps.FILE_AT_REVISION:
+        return f"mkdir -p {base} && echo blocked >{mount_dir}"
+    if blocker == hoststeps.FILE_AT_SNAP_DIR:
+        return f"mkdir -p /snap && echo blocked >{base}"
+    return f"mkdir -p {mount_dir} && echo blocked >{mount_dir}/blocked"
+
+
+def leftover_script(name: str) -> str:
+    """Print `left at /snap/NAME: ENTRIES` (`-`: nothing there)."""
+    base = shlex.quote(f"/snap/{name}")
+    return (
+        f"left=$(ls -A {base} 2>/dev/null | sort | tr '\\n' ' '); "
+        f'echo "left at /snap/{name}: ${{left:--}}" | sed "s/ *$//"'
+    )
+
+
+@dataclass(frozen=True)
+class InstallBlocked(Operation):
+    """A first `snap install --dangerous FILE` after the host put `blocker` (one of
+    snapd_hoststeps.BLOCKERS) where /snap/NAME/x1 goes; prints what is left at /snap/NAME."""
+
+    kind: ClassVar[str] = "install-blocked"
+    snap: model.SnapFile
+    blocker: str
+
+    def __post_init__(self) -> None:
+        if self.blocker not in hoststeps.BLOCKERS:
+            raise ValueError(f"blocker {self.blocker!r}: one of {', '.join(hoststeps.BLOCKERS)}")
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return hoststeps.install_over_blocked(state, self.snap, self.blocker, locate(self.snap))
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        started = time.monotonic()
+        placed = client.shell.run(_blocker_script(self.snap.name, self.blocker) + " 2>&1", 60)
+        if placed.exit_code != 0:
+            return SnapCommandResult(("install-blocked",), placed.exit_code, placed.output, 0.0)
+        result = client.install_file(locate(self.snap))
+        left = client.shell.run(leftover_script(self.snap.name), timeout=60)
+        return SnapCommandResult(
+            result.argv,
+            result.exit_code,
+            f"{left.output.strip()}\n{result.output}",
+            time.monotonic() - started,
+        )
+
+    def shell(self, locate: FileLocator) -> str:
+        install = shlex.join(["snap", "install", "--dangerous", locate(self.snap)])
+        return "\n".join(
+            [
+                _blocker_script(self.snap.name, self.blocker),
+                install,
+                leftover_script(self.snap.name),
+            ]
+        )
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.snap.name,)
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return (self.snap,)
+
+
+def _blocked_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {"snap": snap_file_from_json(data["snap"]), "blocker": data["blocker"]}
+
+
+register_operation(WhileAppRuns, _while_from_json)
+register_operation(RemoveTerminate)
+register_operation(InstallBlocked, _blocked_from_json)
