@@ -107,7 +107,7 @@ def _start_script(instance: str, marker: str) -> str:
         f"mkdir -p {shlex.quote(HELD_DIR)} && mkfifo {fifo} && "
         f"{{ setsid {run} </dev/null >{log} 2>&1 & echo $! >{pid_file}; }} && "
         f'pid=$(cat {pid_file}) && up= && for _ in $(seq {tries}); do tr "\\0" " " '
-        f"</proc/$pid/cmdline 2>/dev/null | grep -qF {app} && up=1 && break; sleep 0.1; done; "
+        f"2>/dev/null </proc/$pid/cmdline | grep -qF {app} && up=1 && break; sleep 0.1; done; "
         f'[ -n "$up" ] || {{ echo held app did not start; cat {log}; false; }}'
     )
 
@@ -129,7 +129,7 @@ def _end_script(instance: str, marker: str) -> str:
 def _kill_script(pid_file: str, app: str) -> str:
     return (
         f'pid=$(cat {pid_file} 2>/dev/null); if [ -n "$pid" ] && tr "\\0" " " '
-        f"</proc/$pid/cmdline 2>/dev/null | grep -qF {app}; then kill -KILL $pid; fi; "
+        f"2>/dev/null </proc/$pid/cmdline | grep -qF {app}; then kill -KILL $pid; fi; "
         f"rm -f {pid_file}"
     )
 
@@ -139,7 +139,7 @@ def release_held_apps(shell: Shell) -> None:
     the PIDs it recorded; a test's teardown calls it (a host reset kills them too)."""
     script = (
         f'for f in {shlex.quote(HELD_DIR)}/*.pid; do [ -e "$f" ] || continue; '
-        f'pid=$(cat "$f"); tr "\\0" " " </proc/$pid/cmdline 2>/dev/null | grep -q "/snap/" '
+        f'pid=$(cat "$f"); tr "\\0" " " 2>/dev/null </proc/$pid/cmdline | grep -q "/snap/" '
         f'&& kill -KILL "$pid"; rm -f "$f"; done'
     )
     shell.run(script, timeout=60)
