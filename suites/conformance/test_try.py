@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from snapconform.conformance.operations import Revert
 from snapconform.conformance.ops_confinement import InstallWithModes
 from snapconform.conformance.ops_try import EditTried, TryDir
 from snapconform.model.snapd import HookPlan, SnapFile
@@ -24,5 +25,20 @@ def test_try_a_directory_edit_it_and_try_it_again(conformance, names):
             EditTried(tried, "second edit"),
             TryDir(tried),
             InstallWithModes(SnapFile(name, "2.0", hooks=hooks)),
+        ]
+    )
+
+
+def test_a_revert_ends_try_mode(conformance, names):
+    """RevertToRevision does not carry TryMode (found by the state machine on 2.57.6): a revert
+    from the tried revision, and one back onto it, both leave try mode."""
+    name = names.fresh()
+    tried = SnapFile(name, "1.0")
+    conformance.run(
+        [
+            InstallWithModes(SnapFile(name, "2.0")),
+            TryDir(tried),
+            Revert(name),
+            Revert(name, "x2"),
         ]
     )

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from snapconform.model.snapd import HookPlan, HookRun, ModelGap, SnapFile, install, new_state
+from snapconform.model.snapd import (
+    HookPlan,
+    HookRun,
+    ModelGap,
+    SnapFile,
+    install,
+    new_state,
+    revert,
+)
 from snapconform.model.snapd_try import edit_note, expected_try, try_dir
 
 DIR = "/var/tmp/snapconform/try/sc-try_1.0"
@@ -37,6 +45,18 @@ def test_a_plain_install_after_a_try_leaves_try_mode():
     state = try_dir(new_state(), SNAP, DIR).state
     state = install(state, SnapFile("sc-try", "2.0"), file_path="/f.snap").state
     assert expected_try(state, state.instance("sc-try")) == (False, None, None)
+
+
+def test_a_revert_ends_try_mode_even_back_onto_the_tried_revision():
+    # snapstate.go RevertToRevision carries DevMode/JailMode/Classic over, not TryMode; found by
+    # the state machine on 2.57.6 (REST trymode false after `snap revert` from a tried x2).
+    state = install(new_state(), SnapFile("sc-try", "2.0"), file_path="/f.snap").state
+    state = try_dir(state, SNAP, DIR).state
+    back = revert(state, "sc-try").state
+    assert expected_try(back, back.instance("sc-try")) == (False, None, None)
+    forth = revert(back, "sc-try", "x2").state
+    # REST's mounted-from is the .snap symlink out of try mode (daemon/snap.go)
+    assert expected_try(forth, forth.instance("sc-try")) == (False, None, None)
 
 
 def test_relative_directories_and_refusals_are_outside_the_model():

@@ -32,7 +32,6 @@ from typing import Any
 import yaml
 
 from snapconform.conformance.operations import (
-    InstallFile,
     Operation,
     fixture_spec,
     operation_from_json,
@@ -215,10 +214,13 @@ def _fixtures(steps: list[ReproStep]) -> dict[model.SnapFile, str]:
     """Each distinct fixture snap -> the directory name its files are written to."""
     dirs: dict[model.SnapFile, str] = {}
     for step in steps:
-        operation = getattr(step.operation, "step", step.operation)  # ops_faults.Interrupted
-        if isinstance(operation, InstallFile) and operation.snap not in dirs:
-            spec = fixture_spec(operation.snap)
-            dirs[operation.snap] = snap_file_name(spec).removesuffix(".snap")
+        # every operation that takes files names them (InstallFile, InstallMany, TryDir, an
+        # Interrupted step's own step, ...); a publisher's files are served from store/
+        if getattr(step.operation, "publishes", False):
+            continue
+        for snap in step.operation.snap_files():
+            if snap not in dirs:
+                dirs[snap] = snap_file_name(fixture_spec(snap)).removesuffix(".snap")
     return dirs
 
 

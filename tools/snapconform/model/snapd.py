@@ -430,7 +430,11 @@ def _revert_change(state: SnapdState, instance: str, revision: str | None = None
             "(handlers.go startSnapServices, undoStopSnapServices)",
             service_runs=new_runs + old_runs,
         )
-    reverted = services.services_restarted(replace(found, current=target.revision))
+    # RevertToRevision carries DevMode, JailMode and Classic over, not TryMode, and link-snap
+    # sets TryMode from the setup (snapstate.go 2.57.6): a revert ends try mode.
+    reverted = services.services_restarted(
+        replace(found, current=target.revision, trymode=False)
+    )
     for hook in ("configure", "check-health"):
         failure = log.run(target, hook)
         reverted = log.mark(reverted)

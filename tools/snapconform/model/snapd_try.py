@@ -61,4 +61,7 @@ def expected_try(state: SnapdState, instance: InstanceState) -> tuple[bool, str 
     a directory, and /snap/NAME/current/try-note (None: no such file)."""
     directory = instance.current_revision.try_dir
     note = dict(state.try_notes).get(directory) if directory else None
-    return (instance.trymode, directory, note)
+    # REST reads the .snap symlink to its directory only in try mode (daemon/snap.go): a
+    # tried revision reverted onto shows /var/lib/snapd/snaps/NAME_REV.snap, yet DIR is still
+    # what /snap/NAME/REV shows.
+    return (instance.trymode, directory if instance.trymode else None, note)
