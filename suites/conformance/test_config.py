@@ -69,3 +69,26 @@ def test_a_revert_to_a_revision_without_a_copy_keeps_the_configuration(conforman
             GetSnapConfig(name, "k"),
         ]
     )
+
+
+def test_dotted_keys_patch_maps_and_travel_with_revisions(conformance, names):
+    """`snap set NAME d.x=...` (config/transaction.go): maps patched key by key, a path
+    through anything else refused before the hook runs; the nested values saved per revision
+    like the others."""
+    name = names.fresh()
+    conformance.run(
+        [
+            InstallFile(configured(name, "1.0")),
+            SetSnapConfig(name, (("d.x", "1"), ("d.y", "two"))),
+            GetSnapConfig(name, "d.x"),
+            GetSnapConfig(name, "d.nope"),
+            SetSnapConfig(name, (("d.x.deep", "true"),)),  # 1 is not a map: refused
+            GetSnapConfig(name, "d.x.deep"),  # the same refusal from snap get
+            SetSnapConfig(name, (("e.b", "2"), ("e", '{"a": 1}'))),  # e first, then patched
+            InstallFile(configured(name, "2.0")),
+            SetSnapConfig(name, (("d", "plain"),)),
+            SetSnapConfig(name, (("d.z", "3"),)),  # through a string: refused
+            Revert(name),  # x1's copy: d as it was before the refresh
+            GetSnapConfig(name, "d.y"),
+        ]
+    )

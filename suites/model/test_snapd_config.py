@@ -149,3 +149,41 @@ def test_the_remove_hook_reads_the_configuration_the_snap_had() -> None:
     state = ok(install(new_state(), SnapFile(NAME, "1.0", hooks=hooks)))
     state = ok(set_snap_config(state, NAME, (("k", "one"),)))
     assert reads(remove(state, NAME)) == [("remove", "x1", "one")]
+
+
+def test_a_dotted_key_patches_a_map_and_is_refused_through_anything_else() -> None:
+    """config/transaction.go: Set walks the committed value (getFromConfig) and PatchConfig the
+    command's own changes: through a value that is not a map both refuse, before the hook runs,
+    with `snap "NAME" option "PATH" is not a map` (seen on 2.57.6); a map is patched key by
+    key and the leaf replaces what was at its path whole (commitChange)."""
+    state = ok(install(new_state(), snap("1.0")))
+    state = ok(set_snap_config(state, NAME, (("d.x", "1"), ("d.y", "two"))))
+    assert conf(state) == {"d": {"x": 1, "y": "two"}}
+    refused = set_snap_config(state, NAME, (("d.x.deep", "true"),))
+    assert refused.error.message == (
+        'cannot perform the following tasks:\n- Run configure hook of "cf" snap '
+        '(snap "cf" option "d.x" is not a map)'
+    )
+    assert refused.hooks_run == () and refused.state == state
+    assert get_config(state, NAME, "d.x.deep").error.message == (
+        'snap "cf" option "d.x" is not a map'
+    )
+    # the same command: d is set to a string first (shallow keys first), then walked through
+    same = set_snap_config(state, NAME, (("d.z", "3"), ("d", "plain")))
+    assert 'option "d" is not a map' in same.error.message
+    # a map set by the same command is patched (PatchConfig on the command's own change)
+    state = ok(set_snap_config(state, NAME, (("e.b", "2"), ("e", '{"a": 1}'))))
+    assert conf(state) == {"d": {"x": 1, "y": "two"}, "e": {"a": 1, "b": 2}}
+    assert get_config(state, NAME, "e.b").notices == ("2",)
+    assert get_config(state, NAME, "d.nope").error.message == (
+        'snap "cf" has no "d.nope" configuration option'
+    )
+    with pytest.raises(ModelGap, match="table"):
+        get_config(state, NAME, "d")
+
+
+def test_invalid_option_names_and_nulls_are_outside_the_model() -> None:
+    state = ok(install(new_state(), snap("1.0")))
+    for pairs in ((("d.X", "1"),), (("d..x", "1"),), (("d.x", "null"),)):
+        with pytest.raises(ModelGap):
+            set_snap_config(state, NAME, pairs)

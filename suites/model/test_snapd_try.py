@@ -13,6 +13,7 @@ from snapconform.model.snapd import (
     SnapFile,
     install,
     new_state,
+    refresh_revision,
     revert,
 )
 from snapconform.model.snapd_try import edit_note, expected_try, try_dir
@@ -64,3 +65,13 @@ def test_relative_directories_and_refusals_are_outside_the_model():
         try_dir(new_state(), SNAP, "relative/dir")
     with pytest.raises(ModelGap):
         try_dir(new_state(), SnapFile("sc-try", "1.0", confinement="classic"), DIR)
+
+
+def test_a_refresh_to_the_tried_revision_ends_try_mode_too():
+    # link-snap sets TryMode from the setup (handlers.go doLinkSnap); only TryPath marks it.
+    # Found by the soak on 2.57.6: `snap refresh --revision=xN` onto the tried xN.
+    state = install(new_state(), SnapFile("sc-try", "2.0"), file_path="/f.snap").state
+    state = try_dir(state, SNAP, DIR).state
+    state = revert(state, "sc-try").state
+    state = refresh_revision(state, "sc-try", "x2").state
+    assert expected_try(state, state.instance("sc-try")) == (False, None, None)

@@ -244,11 +244,14 @@ def _refresh_change(
     data = dict(instance.data)
     data[target.revision] = instance.data_of(old.revision)
     others = tuple(e for e in instance.sequence if e.revision != target.revision)
+    # link-snap sets TryMode from the setup, which only `snap try` marks (snapd_try.py): any
+    # other refresh ends try mode, onto a revision present too (found by the soak on 2.57.6).
     linked = replace(
         instance,
         sequence=(*others, target),
         current=target.revision,
         data=tuple(data.items()),
+        trymode=False,
     )
     stray = target.revision in dict(instance.stray_data)
     undone_data = (

@@ -18,11 +18,17 @@ Facts (canonical/snapd 2.57.6; unchanged in 2.68.3 and 2.77.1 where cited):
   deletes the snap's configuration (DeleteSnapConfig).
 - `snapctl get KEY` prints a string as it is, other values as JSON, and nothing for a key
   that is unset (the fixture hook logs what it printed).
+- A dotted key `a.b=v` patches the map at `a` key by key (no value: `{"b": v}`), and v
+  replaces whatever was at `a.b` whole (config/transaction.go applyChanges, commitChange).
+  Through a value that is set and not a map (committed, or set by the same command) it is
+  refused before the hook runs: `snap "NAME" option "a" is not a map` (Transaction.Set,
+  getFromConfig, PatchConfig; seen on 2.57.6); `snap get` through one says the same.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 from snapconform.model import snapd_text as text
@@ -54,6 +60,9 @@ REFUSED_VALUE_PREFIX = "bad"
 SET_SUMMARY = "Run configure hook of {} snap"  # configstate.go Configure with a patch
 NO_CONFIGURE_HOOK = 'snap {} has no "configure" hook'  # hookmgr.go runHook
 NO_OPTION = "snap {} has no {} configuration option"  # daemon/api_snap_conf.go getSnapConf
+NOT_A_MAP = "snap {} option {} is not a map"  # config/transaction.go getFromConfig
+# An option name's parts (overlord/configstate/config/helpers.go validKey)
+VALID_SUBKEY = re.compile(r"(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*")
 
 
 Config = tuple[tuple[str, str], ...]
@@ -221,9 +230,11 @@ def set_snap_config(
     """`snap set NAME KEY=VALUE...`: the configure hook of the current revision, with the patch."""
     if not pairs:
         raise ModelGap("snap set with nothing to set is refused by the CLI; not modelled")
-    for key, _ in pairs:
-        if "." in key or not key:
-            raise ModelGap(f"key {key!r}: the model keeps top-level keys only")
+    for key, value in pairs:
+        if not all(VALID_SUBKEY.fullmatch(part) for part in key.split(".")):
+            raise ModelGap(f"key {key!r}: the model has no text for an invalid option name")
+        if json.loads(cli_value(value)) is None:
+            raise ModelGap(f"{key}={value}: a null unsets; the model does not unset options")
     found = state.instance(instance_name)
     quoted = text.go_quote(instance_name)
     if found is None:
@@ -249,7 +260,22 @@ def set_snap_config(
             "mandatory: the change fails and nothing is set (hookmgr.go runHook)",
         )
     patched = dict(found.config or ())
-    patched.update((key, cli_value(value)) for key, value in pairs)
+    changes: dict[str, str] = {}
+    # shallow keys first (config/helpers.go sortPatchKeysByDepth)
+    for key, value in sorted(pairs, key=lambda pair: pair[0].count(".")):
+        blocked = _not_a_map(found.config, key) or _not_a_map(_sorted(changes), key)
+        if blocked is not None:
+            message = NOT_A_MAP.format(quoted, text.go_quote(blocked))
+            return Outcome(
+                state,
+                ExpectedError("not-a-map", text.change_error(summary, message)),
+                (),
+                f"{key} goes through {blocked}, which is set and not a map: Transaction.Set "
+                "refuses it before the hook runs (config/transaction.go Set, getFromConfig; "
+                "helpers.go PatchConfig for a value set in the same command)",
+            )
+        _patch(patched, key, cli_value(value))
+        _patch(changes, key, cli_value(value))
     run = HookRun(instance_name, "configure", current.revision)
     reads = _reads(found.sequence, (run,), _sorted(patched))
     refused = _refusing(reads)
@@ -280,12 +306,77 @@ def set_snap_config(
     )
 
 
+def _committed(pristine: object, path: list[str], leaf: object) -> object:
+    """The value at a key after a patch setting `leaf` at `path` under it: a map is patched
+    key by key, anything else (or nothing) is replaced by the nested change
+    (config/transaction.go commitChange; the leaf replaces what was there whole)."""
+    if not path:
+        return leaf
+    if isinstance(pristine, dict):
+        patched = dict(pristine)
+        patched[path[0]] = _committed(pristine.get(path[0]), path[1:], leaf)
+        return patched
+    return {path[0]: _committed(None, path[1:], leaf)}
+
+
+def _patch(config: dict[str, str], key: str, value_json: str) -> None:
+    """Apply `snap set NAME KEY=VALUE` (KEY dotted: a.b.c) to the top-level JSON texts."""
+    top, *path = key.split(".")
+    pristine = json.loads(config[top]) if top in config else None
+    value = _committed(pristine, path, json.loads(value_json))
+    config[top] = json.dumps(value, sort_keys=True)
+
+
+def _not_a_map(config: Config | None, key: str) -> str | None:
+    """The part of a dotted KEY (a.b of a.b.c) set to something that is not a map, if any:
+    what getFromConfig walks through (config/transaction.go)."""
+    top, *path = key.split(".")
+    text_at = dict(config or ()).get(top)
+    value: object = None if text_at is None else json.loads(text_at)
+    walked = [top]
+    for part in path:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return ".".join(walked)
+        value = value.get(part)
+        walked.append(part)
+    return None
+
+
+def _lookup(config: Config | None, key: str) -> str | None:
+    """The JSON text at a dotted KEY, None when it is not set."""
+    top, *path = key.split(".")
+    text_at = dict(config or ()).get(top)
+    if text_at is None or not path:
+        return text_at
+    value: object = json.loads(text_at)
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return json.dumps(value, sort_keys=True)
+
+
 def get_config(state: SnapdState, instance_name: str, key: str) -> Outcome:
-    """`snap get NAME KEY`: prints the value (a string as it is)."""
+    """`snap get NAME KEY`: prints the value (a string as it is; KEY may be dotted)."""
     found = state.instance(instance_name)
     if found is None:
         raise ModelGap("snap get of a snap that is not installed: text not modelled")
-    value = dict(found.config or ()).get(key)
+    blocked = _not_a_map(found.config, key)
+    if blocked is not None:
+        return Outcome(
+            state,
+            ExpectedError(
+                "not-a-map", NOT_A_MAP.format(text.go_quote(instance_name), text.go_quote(blocked))
+            ),
+            (),
+            f"{key} goes through {blocked}, which is not a map (config/transaction.go "
+            "getFromConfig)",
+        )
+    value = _lookup(found.config, key)
+    if value is not None and isinstance(json.loads(value), dict):
+        raise ModelGap(f"snap get of the map {key}: the CLI prints a table the model lacks")
     if value is None:
         return Outcome(
             state,
