@@ -4,8 +4,9 @@
 `installed`, `pick_instance`, `recorder` and `state`). Its rules add the host user with a home
 under /home (and sometimes the one outside /home), run the fixture app as one of them or root
 (`run-as-user`: the marker lands in that user's ~/snap/INSTANCE/REV and common), print the
-app's environment, and `snap set NAME k=...` (`set-config`; the generated configure hooks may
-read `k` and refuse a value starting with "bad"). Every rule counts a coverage label.
+app's environment, and `snap set NAME KEY=...` (`set-config`; the generated configure hooks may
+read `k` and refuse a value starting with "bad"; the dotted keys under `d` may meet a value
+that is not a map). Every rule counts a coverage label.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from snapconform.model import snapd as model
 from snapconform.model import snapd_userdata as userdata
 
 CONFIG_VALUES = ("one", "two", "7", "bad1")
+# k is what the generated configure hooks read; d and its subkeys are maps or not
+CONFIG_KEYS = ("k", "d.x", "d", "d.x.y")
 USERS = ("home", "away", "root")
 
 
@@ -79,12 +82,18 @@ class UserDataRules:
         self.do(RunEnv(user, instance))
 
     @precondition(lambda self: self.any_installed())
-    @rule(index=st.integers(0, 1), value=st.sampled_from(CONFIG_VALUES))
-    def set_config(self, index: int, value: str) -> None:
+    @rule(
+        index=st.integers(0, 1),
+        key=st.sampled_from(CONFIG_KEYS),
+        value=st.sampled_from(CONFIG_VALUES),
+    )
+    def set_config(self, index: int, key: str, value: str) -> None:
         instance = self.pick_instance(index, installed=True)
         assert instance is not None
-        self.recorder.count("set-config")
-        self.do(SetSnapConfig(instance, (("k", value),)))
+        self.recorder.count("set-config" if "." not in key else "set-config (dotted key)")
+        self.do(SetSnapConfig(instance, ((key, value),)))
         record = self.run.history[-1]  # type: ignore[attr-defined]
         if record.expected_kind == "hook-failed":
             self.recorder.count("set-config refused by the configure hook")
+        elif record.expected_kind == "not-a-map":
+            self.recorder.count("set-config through a value that is not a map")
