@@ -61,3 +61,25 @@ def test_content_tags_that_differ_still_connect_by_hand(conformance, names):
             Remove(producer),
         ]
     )
+
+
+def test_a_disabled_snap_has_no_plugs_or_slots_to_connect(conformance, names):
+    """`snap disable` takes the snap out of the interfaces repository: connect and disconnect
+    naming its endpoints are refused, and its connection comes back with `snap enable`."""
+    consumer, producer = names.fresh(), names.fresh()
+    conformance.run(
+        [
+            InstallFile(SnapFile(consumer, "1.0", content_plugs=PLUG)),
+            InstallFile(SnapFile(producer, "1.0", content_slots=SLOTS)),
+            Disable(consumer),
+            Connect(consumer, "shared", producer, "out"),
+            Enable(consumer),
+            Connect(consumer, "shared", producer, "out"),
+            Disable(producer),
+            Disconnect(consumer, "shared", producer, "out"),
+            Connect(consumer, "shared", producer, "other"),
+            Enable(producer),
+            Remove(consumer),
+            Remove(producer),
+        ]
+    )

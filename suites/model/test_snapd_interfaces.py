@@ -9,7 +9,6 @@ import pytest
 from snapconform.model.snapd import (
     Connection,
     ContentEndpointPlan,
-    ModelGap,
     SnapFile,
     connect,
     disable,
@@ -93,8 +92,13 @@ def test_disable_hides_a_connection_and_enable_shows_it_again():
     state = disable(state, CONSUMER).state
     assert visible_connections(state) == frozenset()
     assert visible_connections(enable(state, CONSUMER).state) == {LINK}
-    with pytest.raises(ModelGap):
-        connect(state, CONSUMER, "shared", PRODUCER, "out")
+    # the disabled snap's endpoints left the repository (remove-profiles): unknown to connect
+    # and disconnect alike (seen on 2.57.6: suites/conformance/test_interfaces.py)
+    refused = connect(state, CONSUMER, "shared", PRODUCER, "out")
+    assert refused.error.message == f'snap "{CONSUMER}" has no plug named "shared"'
+    assert disconnect(state, CONSUMER, "shared", PRODUCER, "out").error.message == (
+        f'snap "{CONSUMER}" has no plug named "shared"'
+    )
 
 
 @pytest.mark.parametrize("removed", [CONSUMER, PRODUCER])
