@@ -12,6 +12,7 @@ import pytest
 from snapconform.conformance.operations import InstallFile, Remove
 from snapconform.conformance.ops_host import (
     InstallBlocked,
+    InstallIgnoringRunning,
     RemoveTerminate,
     WhileAppRuns,
     leftover_script,
@@ -60,6 +61,22 @@ def test_refresh_while_app_runs(conformance, names, held_apps):
             WhileAppRuns(InstallFile(SnapFile(name, "2.0", hooks=(HookPlan("post-refresh"),)))),
             # Once the app is gone the same refresh goes through.
             InstallFile(SnapFile(name, "2.0", hooks=(HookPlan("post-refresh"),))),
+            Remove(name),
+        ]
+    )
+
+
+def test_refresh_ignoring_the_running_app_then_remove_its_revision(conformance, names, held_apps):
+    name = names.fresh()
+    conformance.run(
+        [
+            InstallFile(SnapFile(name, "1.0", hooks=(HookPlan("post-refresh"),))),
+            # --ignore-running refreshes to x2 (the FIFO copied with x1's data) while x1's app
+            # runs; then x1 itself goes, its mount detached lazily, and the app runs on.
+            WhileAppRuns(
+                InstallIgnoringRunning(SnapFile(name, "2.0", hooks=(HookPlan("post-refresh"),))),
+                then=(Remove(name, revision="x1"),),
+            ),
             Remove(name),
         ]
     )

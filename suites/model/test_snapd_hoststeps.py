@@ -9,7 +9,12 @@ import re
 import pytest
 
 from snapconform.conformance.operations import InstallFile, Remove, operation_from_json
-from snapconform.conformance.ops_host import InstallBlocked, RemoveTerminate, WhileAppRuns
+from snapconform.conformance.ops_host import (
+    InstallBlocked,
+    InstallIgnoringRunning,
+    RemoveTerminate,
+    WhileAppRuns,
+)
 from snapconform.model import snapd_hoststeps as hoststeps
 from snapconform.model.snapd import HookPlan, ModelGap, SnapFile, install, new_state, remove
 
@@ -104,6 +109,38 @@ def test_remove_terminate_is_unknown_to_2_57_and_kills_from_2_65():
         assert outcome.notices[0] == "held app: ended"
 
 
+def test_ignore_running_refreshes_and_the_apps_own_revision_can_go():
+    # doInstall skips softCheckNothingRunningForRefresh with IgnoreRunning (snapstate.go);
+    # removeInactiveRevision has no running check. Seen on 2.57.6: the app ran on 10 s later.
+    state = installed((2, 57), V1)
+    outcome = hoststeps.while_app_runs(
+        state,
+        NAME,
+        "held",
+        hoststeps.STEP_LOCAL_REFRESH_IGNORING,
+        lambda s: install(s, V2),
+        [(hoststeps.STEP_REMOVE, lambda s: remove(s, NAME, "x1"))],
+    )
+    assert outcome.error is None
+    after = outcome.state.instance(NAME)
+    assert after.revisions == ("x2",)
+    # The FIFO came along with x1's data (copy-snap-data copies it as it is).
+    assert after.data_of("x2") == {"held"}
+    assert outcome.notices[0] == "held app: running"
+
+
+def test_a_step_after_a_refused_one_is_outside_the_model():
+    with pytest.raises(ModelGap):
+        hoststeps.while_app_runs(
+            installed((2, 68), V1),
+            NAME,
+            "held",
+            hoststeps.STEP_LOCAL_REFRESH,
+            lambda s: install(s, V2),
+            [(hoststeps.STEP_REMOVE, lambda s: remove(s, NAME, "x1"))],
+        )
+
+
 def test_holding_needs_an_installed_enabled_instance():
     with pytest.raises(ModelGap):
         hoststeps.hold_app(new_state(), NAME, "held")
@@ -145,6 +182,7 @@ def test_host_step_operations_round_trip_through_json():
         WhileAppRuns(Remove(NAME, revision="x1"), marker="held1"),
         WhileAppRuns(InstallFile(V2)),
         WhileAppRuns(RemoveTerminate(NAME)),
+        WhileAppRuns(InstallIgnoringRunning(V2), then=(Remove(NAME, revision="x1"),)),
         InstallBlocked(V1, hoststeps.DIR_WITH_FILE),
     ]:
         assert operation_from_json(op.to_json()) == op
@@ -152,3 +190,5 @@ def test_host_step_operations_round_trip_through_json():
         InstallBlocked(V1, "nothing")
     with pytest.raises(ValueError):
         WhileAppRuns(Remove(NAME), marker="../x")
+    with pytest.raises(ValueError):
+        WhileAppRuns(Remove(NAME), then=(Remove("other"),))

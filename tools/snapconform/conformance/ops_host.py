@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -146,6 +147,8 @@ def release_held_apps(shell: Shell) -> None:
 
 
 def _step_kind(step: Operation) -> str:
+    if isinstance(step, InstallIgnoringRunning):
+        return hoststeps.STEP_LOCAL_REFRESH_IGNORING
     if isinstance(step, RemoveTerminate):
         return hoststeps.STEP_REMOVE_TERMINATE
     if isinstance(step, Remove):
@@ -157,30 +160,34 @@ def _step_kind(step: Operation) -> str:
 
 @dataclass(frozen=True)
 class WhileAppRuns(Operation):
-    """`step` (a remove, `remove --terminate` or local refresh of one instance) while that
-    instance's app runs; prints `held app: running|ended` about it afterwards."""
+    """`step`, then each of `then` (removes, `remove --terminate` or local refreshes of one
+    instance), while one app of that instance runs; prints `held app: running|ended` about
+    it after the last, before what the steps printed. The steps stop at one that fails."""
 
     kind: ClassVar[str] = "while-app-runs"
     step: Operation
     marker: str = "held"
+    then: tuple[Operation, ...] = ()
 
     def __post_init__(self) -> None:
         if not _MARKER.fullmatch(self.marker):
             raise ValueError(f"marker {self.marker!r} must be a plain file name")
-        if len(self.step.instances) != 1:
-            raise ValueError(f"{self.step} does not name one instance")
+        object.__setattr__(self, "then", tuple(self.then))
+        for step in (self.step, *self.then):
+            if step.instances != self.step.instances or len(step.instances) != 1:
+                raise ValueError(f"{step}: every step must name the one instance of the first")
 
     @property
     def instance(self) -> str:
         return self.step.instances[0]
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        def bound(step: Operation) -> tuple[str, Callable[[model.SnapdState], model.Outcome]]:
+            return _step_kind(step), lambda held: step.predict(held, locate)
+
+        kind, first = bound(self.step)
         return hoststeps.while_app_runs(
-            state,
-            self.instance,
-            self.marker,
-            _step_kind(self.step),
-            lambda held: self.step.predict(held, locate),
+            state, self.instance, self.marker, kind, first, [bound(s) for s in self.then]
         )
 
     def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
@@ -193,8 +200,13 @@ class WhileAppRuns(Operation):
                 ("while-app-runs", self.instance), begun.exit_code, begun.output, 0.0
             )
         ended = None
+        outputs = []
         try:
-            result = self.step.perform(client, locate)
+            for step in (self.step, *self.then):
+                result = step.perform(client, locate)
+                outputs.append(result.output)
+                if result.exit_code != 0:
+                    break
             ended = shell.run(_end_script(self.instance, self.marker), timeout=120)
         finally:
             if ended is None:  # the step failed on the way: still no app left behind
@@ -203,7 +215,7 @@ class WhileAppRuns(Operation):
         return SnapCommandResult(
             result.argv,
             result.exit_code,
-            f"{ended.output.strip()}\n{result.output}",
+            "\n".join([ended.output.strip(), *outputs]),
             time.monotonic() - started,
         )
 
@@ -212,10 +224,11 @@ class WhileAppRuns(Operation):
         return pid_file, shlex.quote(f"/snap/{self.instance}/")
 
     def shell(self, locate: FileLocator) -> str:
+        steps = [step.shell(locate) for step in (self.step, *self.then)]
         return "\n".join(
             [
                 _start_script(self.instance, self.marker),
-                self.step.shell(locate),
+                *steps,
                 _end_script(self.instance, self.marker),
             ]
         )
@@ -225,17 +238,55 @@ class WhileAppRuns(Operation):
         return self.step.instances
 
     def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return self.step.snap_files()
+        return tuple(snap for step in (self.step, *self.then) for snap in step.snap_files())
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.kind, "step": self.step.to_json(), "marker": self.marker}
+        return {
+            "op": self.kind,
+            "step": self.step.to_json(),
+            "marker": self.marker,
+            "then": [step.to_json() for step in self.then],
+        }
 
     def __str__(self) -> str:
-        return f"{self.step} [while {self.instance}.mark runs]"
+        steps = "; ".join(str(step) for step in (self.step, *self.then))
+        return f"{steps} [while {self.instance}.mark runs]"
 
 
 def _while_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    return {"step": operation_from_json(data["step"]), "marker": data.get("marker", "held")}
+    return {
+        "step": operation_from_json(data["step"]),
+        "marker": data.get("marker", "held"),
+        "then": tuple(operation_from_json(step) for step in data.get("then", ())),
+    }
+
+
+@dataclass(frozen=True)
+class InstallIgnoringRunning(Operation):
+    """`snap install --dangerous --ignore-running FILE`: a local refresh that skips the
+    running-apps check (alone, nothing runs: a plain install)."""
+
+    kind: ClassVar[str] = "install-ignore-running"
+    snap: model.SnapFile
+
+    def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
+        return model.install(state, self.snap, file_path=locate(self.snap))
+
+    def _argv(self, locate: FileLocator) -> list[str]:
+        return ["snap", "install", "--dangerous", "--ignore-running", locate(self.snap)]
+
+    def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
+        return client.run_snap(self._argv(locate))
+
+    def shell(self, locate: FileLocator) -> str:
+        return shlex.join(self._argv(locate))
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.snap.name,)
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return (self.snap,)
 
 
 @dataclass(frozen=True)
@@ -321,10 +372,15 @@ class InstallBlocked(Operation):
         return (self.snap,)
 
 
+def _install_snap_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    return {"snap": snap_file_from_json(data["snap"])}
+
+
 def _blocked_from_json(data: dict[str, Any]) -> dict[str, Any]:
     return {"snap": snap_file_from_json(data["snap"]), "blocker": data["blocker"]}
 
 
 register_operation(WhileAppRuns, _while_from_json)
+register_operation(InstallIgnoringRunning, _install_snap_from_json)
 register_operation(RemoveTerminate)
 register_operation(InstallBlocked, _blocked_from_json)

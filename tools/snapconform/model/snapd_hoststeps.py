@@ -12,11 +12,13 @@ it stays a live process of the snap (in snap run's scope `snap.NAME.mark.UUID.sc
   softCheckNothingRunningForRefresh surfaces the BusySnapError of a manual refresh at once
   (overlord/snapstate/refresh.go, autorefresh.go inhibitRefresh): `snap "N" has running apps
   (mark), pids: P`, after the sideload's "cannot install snap file: ".
+- With `--ignore-running` the refresh goes ahead (doInstall skips the check for
+  Flags.IgnoreRunning) and the app runs on from the old revision; removing that revision then
+  is removeInactiveRevision, with no running check either: its mount goes lazily, the app runs.
 - A full `snap remove` is not refused and does not wait: no step of removeTasks looks at running
   apps (overlord/snapstate/snapstate.go); the mount unit's LazyUnmount=yes
-  (systemd/systemd.go) detaches the busy mount. The app outlives the command; on 2.57.6 and
-  2.68.3 it ended within 2 s, on 2.77.1 (sid, squashfuse mounts) it ran on: the model does not
-  say which (the notice is left out).
+  (systemd/systemd.go) detaches the busy mount. The app outlives the command; seconds later it
+  had ended in some runs and ran on in others: the model does not say which (no notice).
 - `snap remove --revision=R` of an inactive revision does not touch the app (it runs from
   current); of the active one it is the usual active-revision refusal.
 - `snap remove --terminate` (2.65+: cmd/snap/cmd_snap_op.go, removeTasks' kill-snap-apps task
@@ -36,7 +38,7 @@ the full remove's RemoveSnapFiles os.RemoveAll deletes them with the mount point
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from snapconform.model import snapd
@@ -83,7 +85,8 @@ BLOCKERS = (FILE_AT_REVISION, FILE_AT_SNAP_DIR, DIR_WITH_FILE)
 STEP_REMOVE = "remove"  # snap remove NAME [--revision=R]
 STEP_LOCAL_REFRESH = "install"  # snap install --dangerous FILE of the running instance
 STEP_REMOVE_TERMINATE = "remove-terminate"
-STEPS = (STEP_REMOVE, STEP_LOCAL_REFRESH, STEP_REMOVE_TERMINATE)
+STEP_LOCAL_REFRESH_IGNORING = "install-ignore-running"  # ... with --ignore-running
+STEPS = (STEP_REMOVE, STEP_LOCAL_REFRESH, STEP_REMOVE_TERMINATE, STEP_LOCAL_REFRESH_IGNORING)
 
 
 def held_app_notice(status: str) -> str:
@@ -116,18 +119,47 @@ def while_app_runs(
     marker: str,
     step_kind: str,
     step: Callable[[SnapdState], Outcome],
+    then: Sequence[tuple[str, Callable[[SnapdState], Outcome]]] = (),
 ) -> Outcome:
-    """``step`` (an operation of kind ``step_kind`` on ``instance``) while an app of the
-    instance is held running; the outcome's notice says what became of the app."""
-    if step_kind not in STEPS:
-        raise ModelGap(f"what {step_kind!r} does while an app runs is not in the model")
+    """``step`` (an operation of kind ``step_kind`` on ``instance``), then each of ``then``
+    (kind, step), while one app of the instance, started from its current revision, is held
+    running; the outcome's notice says what became of the app after the last step."""
     held = hold_app(state, instance, marker)
     before = held.state.instance(instance)
     assert before is not None
+    outcome, status = _step_while_running(held.state, instance, before.current, step_kind, step)
+    runs, notices, whys = list(outcome.hooks_run), list(outcome.notices), [outcome.why]
+    for kind, later in then:
+        if outcome.error is not None:
+            raise ModelGap("a step after a refused one while the app runs (the run stops there)")
+        outcome, status = _step_while_running(outcome.state, instance, before.current, kind, later)
+        runs += outcome.hooks_run
+        notices += outcome.notices
+        whys.append(outcome.why)
+    combined = replace(outcome, hooks_run=tuple(runs), notices=tuple(notices), why="; ".join(whys))
+    return _with_app(combined, held, status)
+
+
+def _step_while_running(
+    state: SnapdState,
+    instance: str,
+    app_revision: str,
+    step_kind: str,
+    step: Callable[[SnapdState], Outcome],
+) -> tuple[Outcome, str | None]:
+    """One step while the app (of ``app_revision``) runs, and the app's status after it (None:
+    not predicted)."""
+    if step_kind not in STEPS:
+        raise ModelGap(f"what {step_kind!r} does while an app runs is not in the model")
+    before = state.instance(instance)
+    assert before is not None
+    outcome = step(state)
+    if step_kind == STEP_LOCAL_REFRESH_IGNORING:
+        why = "; --ignore-running skips the running-apps check (snapstate.go doInstall)"
+        return replace(outcome, why=outcome.why + why), APP_RUNNING
     if step_kind == STEP_LOCAL_REFRESH:
-        outcome = step(held.state)
         if outcome.error is not None:  # refused for its own reason, before the running check
-            return _with_app(outcome, held, APP_RUNNING)
+            return outcome, APP_RUNNING
         if outcome.state.instance(instance) is before:
             raise ModelGap("a refresh of another instance while this one's app runs")
         pattern = re.escape(
@@ -135,28 +167,33 @@ def while_app_runs(
         )
         busy = ExpectedError("busy-snap", pattern + r"\d+", pattern=True)
         refused = Outcome(
-            held.state,
+            state,
             busy,
             (),
-            f"refused before any change: {before.current}'s app is running and "
+            f"refused before any change: {app_revision}'s app is running and "
             "refresh-app-awareness surfaces a manual refresh's BusySnapError (features.go: on "
             "when unset; refresh.go softCheckNothingRunningForRefresh, inhibitRefresh)",
         )
-        return _with_app(refused, held, APP_RUNNING)
-    outcome = step(held.state)
+        return refused, APP_RUNNING
     gone = outcome.error is None and outcome.state.instance(instance) is None
     if step_kind == STEP_REMOVE and gone:
         why = (
             "; no remove task looks at running apps (snapstate.go removeTasks) and the mount "
             "unit unmounts lazily (systemd.go LazyUnmount=yes). What becomes of the app is "
-            "not predicted: it ended within 2 s on 2.57.6 and 2.68.3 (kernel squashfs mounts) "
-            "and ran on on 2.77.1 (squashfuse mounts on sid); the model has no rule for it"
+            "not predicted: seconds later it had ended in some runs and ran on in others "
+            "(2.57.6, 2.68.3, 2.77.1); the model has no rule for it"
         )
-        return _with_app(replace(outcome, why=outcome.why + why), held, None)
+        return replace(outcome, why=outcome.why + why), None
     if step_kind == STEP_REMOVE:
-        why = "; the app runs from the current revision, which stays"
-        return _with_app(replace(outcome, why=outcome.why + why), held, APP_RUNNING)
-    return _with_app(outcome, held, APP_ENDED if gone else APP_RUNNING)
+        after = outcome.state.instance(instance)
+        own = outcome.error is None and after is not None and after.revision(app_revision) is None
+        why = (
+            f"; {app_revision}, the app's own revision, is unmounted lazily: the app runs on"
+            if own
+            else "; the app's revision stays"
+        )
+        return replace(outcome, why=outcome.why + why), APP_RUNNING
+    return outcome, APP_ENDED if gone else APP_RUNNING
 
 
 def _with_app(outcome: Outcome, held: Outcome, status: str | None) -> Outcome:
