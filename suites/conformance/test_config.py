@@ -9,6 +9,7 @@ import pytest
 
 from snapconform.conformance.operations import InstallFile, Refresh, Remove, Revert
 from snapconform.conformance.ops_config import GetSnapConfig, SetSnapConfig
+from snapconform.conformance.ops_services import Disable, Enable
 from snapconform.model.snapd import HookPlan, SnapFile
 
 pytestmark = pytest.mark.conformance
@@ -90,5 +91,22 @@ def test_dotted_keys_patch_maps_and_travel_with_revisions(conformance, names):
             SetSnapConfig(name, (("d.z", "3"),)),  # through a string: refused
             Revert(name),  # x1's copy: d as it was before the refresh
             GetSnapConfig(name, "d.y"),
+        ]
+    )
+
+
+def test_snap_set_of_a_disabled_snap_fails_in_its_hook(conformance, names):
+    """The hook task of a disabled snap runs `snap run --hook`, which finds no current link:
+    the change fails and nothing is committed; `snap enable` brings the old value back."""
+    name = names.fresh()
+    conformance.run(
+        [
+            InstallFile(configured(name, "1.0")),
+            SetSnapConfig(name, (("k", "one"),)),
+            Disable(name),
+            SetSnapConfig(name, (("k", "two"),)),
+            GetSnapConfig(name, "k"),
+            Enable(name),
+            GetSnapConfig(name, "k"),
         ]
     )

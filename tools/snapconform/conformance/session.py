@@ -626,9 +626,11 @@ class ConformanceRun:
     def _remove_after_clearing_trash(self, name: str) -> SnapCommandResult | None:
         assert self.session.shell is not None
         try:
-            # trash (REV.old) or a stray revision dir an undo left (model/faults.py)
-            data = shlex.quote(f"/var/snap/{name}")
-            self.session.shell.run(f"rm -rf -- {data}/*", timeout=60)
+            # trash (REV.old) or a stray revision dir an undo left (model/faults.py), in
+            # SNAP_DATA or (2.62+ removes the users' dirs too) a home's
+            quoted = shlex.quote(name)
+            dirs = f"/var/snap/{quoted}/* /root/snap/{quoted}/* /home/*/snap/{quoted}/*"
+            self.session.shell.run(f"rm -rf -- {dirs}", timeout=60)
             return self.client.remove(name, purge=True)
         except (HostError, CommandTimeout):
             return None

@@ -61,6 +61,11 @@ SET_SUMMARY = "Run configure hook of {} snap"  # configstate.go Configure with a
 NO_CONFIGURE_HOOK = 'snap {} has no "configure" hook'  # hookmgr.go runHook
 NO_OPTION = "snap {} has no {} configuration option"  # daemon/api_snap_conf.go getSnapConf
 NOT_A_MAP = "snap {} option {} is not a map"  # config/transaction.go getFromConfig
+# `snap run --hook` of a disabled snap (its current link is gone): what the hook task reports
+DISABLED_HOOK_RUN = (
+    "error: cannot find current revision for snap {name}: readlink /snap/{name}/current: "
+    "no such file or directory"
+)
 # An option name's parts (overlord/configstate/config/helpers.go validKey)
 VALID_SUBKEY = re.compile(r"(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*")
 
@@ -244,8 +249,6 @@ def set_snap_config(
             (),
             f"refused: {instance_name} is not installed (configstate.go canConfigure)",
         )
-    if not found.active:
-        raise ModelGap(f"snap set of the disabled {instance_name}: not modelled")
     summary = SET_SUMMARY.format(quoted)
     current = found.current_revision
     hook = current.hook("configure")
@@ -258,6 +261,18 @@ def set_snap_config(
             (),
             f"{current.revision} has no configure hook and a patch makes the hook task "
             "mandatory: the change fails and nothing is set (hookmgr.go runHook)",
+        )
+    if not found.active:
+        failure = DISABLED_HOOK_RUN.format(name=instance_name)
+        return Outcome(
+            state,
+            ExpectedError(
+                "hook-failed", text.change_error(summary, text.hook_error("configure", failure))
+            ),
+            (),
+            f"{instance_name} is disabled: the hook task runs `snap run --hook`, which finds "
+            "no /snap/NAME/current, so the hook fails before its script and nothing is "
+            "committed (seen on 2.57.6)",
         )
     patched = dict(found.config or ())
     changes: dict[str, str] = {}
