@@ -108,3 +108,20 @@ def test_install_over_blocked_mount_point(conformance, names, blocker):
     left = shell.run(leftover_script(name), timeout=60).output.strip()
     assert left == f"left at /snap/{name}: {hoststeps.after_remove_leftover(blocker)}"
     shell.run(f"rm -rf -- {shlex.quote(f'/snap/{name}')}", timeout=60)
+
+
+@pytest.mark.parametrize("blocker", [hoststeps.FILE_AT_REVISION, hoststeps.DIR_WITH_FILE])
+def test_refresh_over_blocked_mount_point(conformance, names, blocker):
+    name = names.fresh()
+    hooks = (HookPlan("pre-refresh"), HookPlan("post-refresh"))
+    conformance.run(
+        [
+            InstallFile(SnapFile(name, "1.0", hooks=hooks)),
+            InstallBlocked(SnapFile(name, "2.0", hooks=hooks), blocker, revision="x2"),
+            # After an undone refresh the way is clear; after one over the directory, x3.
+            InstallFile(SnapFile(name, "3.0", hooks=hooks)),
+            Remove(name),
+        ]
+    )
+    left = conformance.session.shell.run(leftover_script(name), timeout=60).output.strip()
+    assert left == f"left at /snap/{name}: -"

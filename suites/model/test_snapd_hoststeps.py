@@ -172,9 +172,30 @@ def test_a_directory_in_the_way_is_mounted_over_and_removed_with_its_file():
     assert hoststeps.after_remove_leftover(hoststeps.DIR_WITH_FILE) == "-"
 
 
-def test_a_blocked_refresh_is_outside_the_model():
+def test_a_file_at_the_next_revision_fails_the_refresh_and_keeps_x1():
+    # The same MkdirAll; RemoveSnapDir's os.Remove of /snap/NAME fails while x1 is there.
+    state = installed((2, 68), SnapFile(NAME, "1.0", hooks=(HookPlan("pre-refresh"),)))
+    outcome = hoststeps.install_over_blocked(
+        state, V2, hoststeps.FILE_AT_REVISION, "/f.snap", revision="x2"
+    )
+    assert outcome.error.message.endswith(f"(mkdir /snap/{NAME}/x2: not a directory)")
+    assert outcome.state == state and outcome.hooks_run == ()  # before pre-refresh
+    assert outcome.notices == (f"left at /snap/{NAME}: current x1",)
+
+
+def test_a_directory_at_the_next_revision_is_mounted_over():
+    outcome = hoststeps.install_over_blocked(
+        installed((2, 57), V1), V2, hoststeps.DIR_WITH_FILE, revision="x2"
+    )
+    assert outcome.error is None
+    assert outcome.notices[0] == f"left at /snap/{NAME}: current x1 x2"
+
+
+def test_a_blocker_where_nothing_mounts_is_outside_the_model():
     with pytest.raises(ModelGap):
         hoststeps.install_over_blocked(installed((2, 57), V1), V2, hoststeps.DIR_WITH_FILE)
+    with pytest.raises(ValueError):
+        hoststeps.install_over_blocked(installed((2, 57), V1), V2, hoststeps.FILE_AT_SNAP_DIR)
 
 
 def test_host_step_operations_round_trip_through_json():
@@ -184,6 +205,7 @@ def test_host_step_operations_round_trip_through_json():
         WhileAppRuns(RemoveTerminate(NAME)),
         WhileAppRuns(InstallIgnoringRunning(V2), then=(Remove(NAME, revision="x1"),)),
         InstallBlocked(V1, hoststeps.DIR_WITH_FILE),
+        InstallBlocked(V2, hoststeps.FILE_AT_REVISION, revision="x2"),
     ]:
         assert operation_from_json(op.to_json()) == op
     with pytest.raises(ValueError):

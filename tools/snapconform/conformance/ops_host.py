@@ -305,9 +305,9 @@ class RemoveTerminate(InstanceCommand):
 # -- a blocked mount point -------------------------------------------------------------------
 
 
-def _blocker_script(name: str, blocker: str) -> str:
+def _blocker_script(name: str, blocker: str, revision: str) -> str:
     base = shlex.quote(f"/snap/{name}")
-    mount_dir = shlex.quote(f"/snap/{name}/x1")
+    mount_dir = shlex.quote(f"/snap/{name}/{revision}")
     if blocker == hoststeps.FILE_AT_REVISION:
         return f"mkdir -p {base} && echo blocked >{mount_dir}"
     if blocker == hoststeps.FILE_AT_SNAP_DIR:
@@ -326,23 +326,30 @@ def leftover_script(name: str) -> str:
 
 @dataclass(frozen=True)
 class InstallBlocked(Operation):
-    """A first `snap install --dangerous FILE` after the host put `blocker` (one of
-    snapd_hoststeps.BLOCKERS) where /snap/NAME/x1 goes; prints what is left at /snap/NAME."""
+    """`snap install --dangerous FILE` after the host put `blocker` (one of
+    snapd_hoststeps.BLOCKERS) where the new revision `revision` mounts (/snap/NAME/REV);
+    prints what is left at /snap/NAME."""
 
     kind: ClassVar[str] = "install-blocked"
     snap: model.SnapFile
     blocker: str
+    revision: str = "x1"
 
     def __post_init__(self) -> None:
         if self.blocker not in hoststeps.BLOCKERS:
             raise ValueError(f"blocker {self.blocker!r}: one of {', '.join(hoststeps.BLOCKERS)}")
+        model.check_revision(self.revision)
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
-        return hoststeps.install_over_blocked(state, self.snap, self.blocker, locate(self.snap))
+        return hoststeps.install_over_blocked(
+            state, self.snap, self.blocker, locate(self.snap), self.revision
+        )
 
     def perform(self, client: SnapClient, locate: FileLocator) -> SnapCommandResult:
         started = time.monotonic()
-        placed = client.shell.run(_blocker_script(self.snap.name, self.blocker) + " 2>&1", 60)
+        placed = client.shell.run(
+            _blocker_script(self.snap.name, self.blocker, self.revision) + " 2>&1", 60
+        )
         if placed.exit_code != 0:
             return SnapCommandResult(("install-blocked",), placed.exit_code, placed.output, 0.0)
         result = client.install_file(locate(self.snap))
@@ -358,7 +365,7 @@ class InstallBlocked(Operation):
         install = shlex.join(["snap", "install", "--dangerous", locate(self.snap)])
         return "\n".join(
             [
-                _blocker_script(self.snap.name, self.blocker),
+                _blocker_script(self.snap.name, self.blocker, self.revision),
                 install,
                 leftover_script(self.snap.name),
             ]
@@ -377,7 +384,11 @@ def _install_snap_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _blocked_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    return {"snap": snap_file_from_json(data["snap"]), "blocker": data["blocker"]}
+    return {
+        "snap": snap_file_from_json(data["snap"]),
+        "blocker": data["blocker"],
+        "revision": data.get("revision", "x1"),
+    }
 
 
 register_operation(WhileAppRuns, _while_from_json)

@@ -57,10 +57,10 @@ __all__ = [
     "BLOCKERS",
     "TERMINATE_SINCE",
     "after_remove_leftover",
-    "blocked_leftover",
     "held_app_notice",
     "hold_app",
     "install_over_blocked",
+    "mount_dir_listing",
     "remove_terminate",
     "while_app_runs",
 ]
@@ -229,36 +229,44 @@ def remove_terminate(state: SnapdState, instance: str) -> Outcome:
 
 
 def install_over_blocked(
-    state: SnapdState, snap: SnapFile, blocker: str, file_path: str = "FILE"
+    state: SnapdState, snap: SnapFile, blocker: str, file_path: str = "FILE", revision: str = "x1"
 ) -> Outcome:
-    """A first `snap install --dangerous FILE` of ``snap`` after the host put ``blocker``
-    where its mount point /snap/NAME/x1 goes; the notice says what is left at /snap/NAME."""
+    """`snap install --dangerous FILE` of ``snap`` (a first install, or a local refresh) after
+    the host put ``blocker`` where the new revision ``revision`` mounts (/snap/NAME/REV); the
+    notice says what is left at /snap/NAME."""
     if blocker not in BLOCKERS:
         raise ValueError(f"blocker {blocker!r}: one of {', '.join(BLOCKERS)}")
-    if state.instance(snap.name) is not None:
-        raise ModelGap("a blocked mount point before a refresh is not in the model")
+    existing = state.instance(snap.name)
+    if existing is not None and blocker == FILE_AT_SNAP_DIR:
+        raise ValueError(f"/snap/{snap.name} is the installed snap's: no file can be there")
     outcome = snapd.install(state, snap, file_path=file_path)
-    installed = outcome.error is None
-    if installed and blocker != DIR_WITH_FILE:
-        mount_dir = f"/snap/{snap.name}" + ("/x1" if blocker == FILE_AT_REVISION else "")
+    after = outcome.state.instance(snap.name)
+    if outcome.error is None:
+        assert after is not None
+        if after.current != revision:
+            raise ModelGap(f"a blocker at {revision}, which this install does not mount")
+    if outcome.error is None and blocker != DIR_WITH_FILE:
+        mount_dir = f"/snap/{snap.name}" + (f"/{revision}" if blocker == FILE_AT_REVISION else "")
         message = text.change_error(
             f'Mount snap "{snap.name}" (unset)', f"mkdir {mount_dir}: not a directory"
         )
+        what = "install" if existing is None else "refresh"
         outcome = Outcome(
             state,
             ExpectedError("mount-blocked", message),
             (),
             f"Mount snap fails: os.MkdirAll finds a file at {mount_dir} (backend/setup.go "
-            "SetupSnap); the install is undone before any data or hook, and the cleanup "
+            f"SetupSnap); the {what} is undone before any data or hook, and the cleanup "
             "(RemoveSnapFiles' RemoveAll of the mount dir, handlers.go RemoveSnapDir's "
-            "os.Remove of /snap/NAME) deletes the host's file",
+            "os.Remove of /snap/NAME, which fails while another revision is there) deletes "
+            "the host's file",
         )
-    elif installed:
+    elif outcome.error is None:
         outcome = replace(
             outcome,
             why=outcome.why + "; the squashfs is mounted over the directory, its file hidden",
         )
-    leftover = blocked_leftover(blocker, outcome.error is None)
+    leftover = mount_dir_listing(outcome.state, snap.name)
     return replace(outcome, notices=(_leftover_notice(snap.name, leftover), *outcome.notices))
 
 
@@ -266,11 +274,13 @@ def _leftover_notice(name: str, leftover: str) -> str:
     return f"left at /snap/{name}: {leftover}"
 
 
-def blocked_leftover(blocker: str, installed: bool) -> str:
-    """`ls -A /snap/NAME` after the install over ``blocker`` (`-`: /snap/NAME is gone)."""
-    if installed:
-        return "current x1"
-    return "-"  # undone: RemoveSnapFiles and RemoveSnapDir deleted the host's file too
+def mount_dir_listing(state: SnapdState, name: str) -> str:
+    """`ls -A /snap/NAME`, sorted (`-`: /snap/NAME is gone): `current` and a mount point per
+    revision; after an undone first install nothing, the host's file included."""
+    found = state.instance(name)
+    if found is None:
+        return "-"
+    return " ".join(sorted(["current", *found.revisions]))
 
 
 def after_remove_leftover(blocker: str) -> str:
