@@ -69,3 +69,22 @@ def test_a_first_install_whose_service_fails_leaves_nothing(conformance, names):
             Remove(name),
         ]
     )
+
+
+def test_a_service_that_fails_to_start_by_hand_changes_nothing(conformance, names):
+    """A disabled oneshot that fails, kept through a refresh (start-snap-services skips it),
+    then `snap start --enable` and `snap start` of it: each change fails on its systemctl
+    command and the service stays disabled (servicestate.go)."""
+    name = names.fresh()
+    good = (ServicePlan("daemon", "simple"), ServicePlan("once", "oneshot"))
+    bad = (ServicePlan("daemon", "simple"), ServicePlan("once", "oneshot", fails=True))
+    conformance.run(
+        [
+            InstallFile(SnapFile(name, "1.0", services=good)),
+            StopService(name, "once", disable=True),
+            InstallFile(SnapFile(name, "2.0", services=bad)),
+            StartService(name, "once", enable=True),
+            StartService(name, "once"),
+            Remove(name),
+        ]
+    )

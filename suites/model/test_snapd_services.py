@@ -11,6 +11,7 @@ import pytest
 from snapconform.model import snapd_services
 from snapconform.model.snapd import (
     HookPlan,
+    HookRun,
     ModelGap,
     ServicePlan,
     SnapFile,
@@ -109,6 +110,28 @@ def test_a_failing_service_disabled_first_lets_the_refresh_through():
     state = stop_service(state, NAME, "once", disable=True).state
     outcome = install(state, snap("2.0", FAILING))
     assert outcome.ok and outcome.state.instance(NAME).current == "x2"
+
+
+def test_a_failing_service_started_by_hand_changes_nothing():
+    """servicestate.go's service-control change fails on the systemctl command; the service
+    stays disabled with --enable too (observed on 2.57.6, text below)."""
+    state = install(new_state(), snap("1.0")).state
+    state = stop_service(state, NAME, "once", disable=True).state
+    state = install(state, snap("2.0", FAILING)).state
+    for and_enable in (True, False):
+        outcome = start_service(state, NAME, "once", enable=and_enable)
+        assert outcome.state.instance(NAME) == state.instance(NAME)
+        # its snap run as root made root's dirs
+        assert outcome.service_runs == (HookRun(NAME, "once", "x2"),)
+        observed_257 = normalised(
+            "cannot perform the following tasks:\n"
+            '- Run service command "start" for services ["once"] of snap "sc-svc" (systemctl '
+            "command [start snap.sc-svc.once.service] failed with exit status 1: Job for "
+            "snap.sc-svc.once.service failed because the control process exited with error "
+            'code.\nSee "systemctl status snap.sc-svc.once.service" and "journalctl -xeu '
+            'snap.sc-svc.once.service" for details.\n)'
+        )
+        assert re.fullmatch(outcome.error.message, observed_257, re.DOTALL)
 
 
 def test_a_first_install_whose_service_fails_leaves_nothing_and_skips_configure():

@@ -184,6 +184,22 @@ def start_failed_error(instance: str, label: str, service: ServicePlan) -> Expec
     return ExpectedError("service-start-failed", pattern, pattern=True)
 
 
+def service_command_failed_error(
+    instance: str, action: str, services: tuple[str, ...], failing: ServicePlan
+) -> ExpectedError:
+    """The CLI's change error for `snap start|stop|restart NAME.SERVICE` whose systemctl
+    command failed on ``failing`` (servicestate.go: the summary quotes the action, the
+    services as Go's %q of a list, and the snap)."""
+    unit = re.escape(f"snap.{instance}.{failing.name}.service")
+    listed = re.escape("[" + " ".join(_q(name) for name in services) + "]")
+    pattern = (
+        rf"cannot perform the following tasks: - Run service command {re.escape(_q(action))} "
+        rf"for services {listed} of snap {re.escape(_q(instance))} \(systemctl command "
+        rf"\[{re.escape(action)} [^\]]*{unit}[^\]]*\] failed with exit status 1: .*\)"
+    )
+    return ExpectedError("service-command-failed", pattern, pattern=True)
+
+
 def services_restarted(instance: InstanceState) -> InstanceState:
     """After start-snap-services (or the undo of stop-snap-services) ran: every service but
     the disabled ones runs again."""
@@ -343,7 +359,15 @@ def start_service(state: SnapdState, name: str, service: str, *, enable: bool) -
     """`snap start [--enable] NAME.SERVICE`."""
     found, plan = _service_of(state, name, service)
     if plan.fails:
-        raise ModelGap(f"the model has no text for a failing `snap start` of {name}.{service}")
+        return Outcome(
+            state,
+            service_command_failed_error(name, "start", (service,), plan),
+            (),
+            f"{name}.{service} fails to start: the service-control change fails and changes "
+            "nothing, a disabled service stays disabled with --enable too (servicestate.go; "
+            "seen on 2.57.6); its `snap run` as root made root's dirs before the app failed",
+            service_runs=(HookRun(name, service, found.current),),
+        )
     if not enable and service in found.disabled_services:
         raise ModelGap("the model does not track a disabled service started by hand")
     updated = replace(
