@@ -42,3 +42,16 @@ def test_a_revert_ends_try_mode(conformance, names):
             Revert(name, "x2"),
         ]
     )
+
+
+def test_a_try_is_refused_or_fails_as_a_sideload_would(conformance, names):
+    """TryPath is InstallPath: its refusals are the sideload's worded `cannot try DIR: ...`
+    (daemon trySnap), and a failing hook undoes the try as it undoes an install."""
+    name, other = names.fresh(), names.fresh()
+    conformance.run(
+        [
+            InstallWithModes(SnapFile(name, "1.0")),
+            TryDir(SnapFile(name, "2.0", epoch_yaml="2")),  # cannot read epoch 0: refused
+            TryDir(SnapFile(other, "1.0", hooks=(HookPlan("install", fails_with="no"),))),
+        ]
+    )

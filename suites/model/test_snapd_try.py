@@ -60,11 +60,25 @@ def test_a_revert_ends_try_mode_even_back_onto_the_tried_revision():
     assert expected_try(forth, forth.instance("sc-try")) == (False, None, None)
 
 
-def test_relative_directories_and_refusals_are_outside_the_model():
+def test_relative_directories_and_a_classic_snap_are_outside_the_model():
     with pytest.raises(ModelGap):
         try_dir(new_state(), SNAP, "relative/dir")
     with pytest.raises(ModelGap):
         try_dir(new_state(), SnapFile("sc-try", "1.0", confinement="classic"), DIR)
+
+
+def test_refusals_are_the_sideloads_worded_for_the_directory():
+    # daemon/api_sideload_n_try.go trySnap: errToResponse(..., "cannot try %s: %s", trydir)
+    state = install(new_state(), SnapFile("sc-try", "1.0"), file_path="/f.snap").state
+    refused = try_dir(state, SnapFile("sc-try", "2.0", epoch_yaml="2"), DIR)
+    assert refused.error.message == (
+        f'cannot try {DIR}: cannot refresh "sc-try" to local snap with epoch 2, because it '
+        "can't read the current epoch of 0"
+    )
+    failing = SnapFile("sc-tried", "1.0", hooks=(HookPlan("install", fails_with="no"),))
+    undone = try_dir(new_state(), failing, DIR)
+    assert undone.error.message.startswith("cannot perform the following tasks:")
+    assert undone.state.instance("sc-tried") is None
 
 
 def test_a_refresh_to_the_tried_revision_ends_try_mode_too():

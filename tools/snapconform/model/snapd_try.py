@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snapconform.model import snapd
+from snapconform.model import snapd, snapd_text
 from snapconform.model.snapd_state import InstanceState, ModelGap, Outcome, SnapdState, SnapFile
 
 __all__ = ["NOTE_FILE", "edit_note", "expected_try", "try_dir"]
@@ -28,9 +28,7 @@ def try_dir(state: SnapdState, snap: SnapFile, directory: str) -> Outcome:
         raise ModelGap("snap try of a relative path: the CLI makes it absolute first")
     outcome = snapd.install(state, snap, file_path=directory)
     if outcome.error is not None:
-        # The daemon words InstallPath's refusals as "cannot try DIR: ..." (errToResponse);
-        # the model has only the sideload's texts for them.
-        raise ModelGap(f"snap try refused ({outcome.error.kind}): the model has no try text")
+        return _refused_or_failed(outcome, directory)
     instance = outcome.state.instance(snap.name)
     assert instance is not None
     current = replace(instance.current_revision, try_dir=directory)
@@ -42,6 +40,27 @@ def try_dir(state: SnapdState, snap: SnapFile, directory: str) -> Outcome:
         notices=(*outcome.notices, f"{snap.name} {snap.version} mounted from {directory}"),
         why=outcome.why + f"; mounted from {directory} (snapstate.go TryPath)",
     )
+
+
+def _refused_or_failed(outcome: Outcome, directory: str) -> Outcome:
+    """A try that does not go through, from the sideload's outcome: TryPath's refusals are
+    InstallPath's, which the daemon words `cannot try DIR: ERR` where the sideload says
+    `cannot install snap file: ERR` (api_sideload_n_try.go trySnap, errToResponse's fallback
+    format); a change that fails (a hook, a service) fails as the sideload's does."""
+    error = outcome.error
+    assert error is not None
+    if error.pattern:
+        raise ModelGap(f"snap try refused ({error.kind}): the model has no try text for it")
+    if error.message.startswith(snapd_text.INSTALL_FILE_PREFIX):
+        message = f"cannot try {directory}: " + error.message[len(snapd_text.INSTALL_FILE_PREFIX) :]
+        return replace(
+            outcome,
+            error=replace(error, message=message),
+            why=outcome.why + " (snap try words it `cannot try DIR: ...`, trySnap)",
+        )
+    if error.message.startswith("cannot perform the following tasks:"):
+        return outcome
+    raise ModelGap(f"snap try refused ({error.kind}): the model has no try text for it")
 
 
 def edit_note(state: SnapdState, directory: str, text: str) -> Outcome:
