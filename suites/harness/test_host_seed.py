@@ -79,3 +79,12 @@ def test_a_core_device_model_is_read_from_its_headers():
     found = device_model(headers)
     assert found is not None and not found.classic and found.base == "core22"
     assert device_model(None) is None
+
+
+def test_whether_snapd_forces_devmode_is_read_from_system_info():
+    # daemon/api_general.go: confinement "partial" when sandbox.ForceDevMode (no full AppArmor)
+    for level, forced in (("partial", True), ("strict", False)):
+        observation = parse_observation({**host_document(), "confinement_level": level})
+        assert seed_from_host(model.new_state(), observation).force_devmode is forced
+    unknown = parse_observation(host_document())  # an older observation: the default stays
+    assert seed_from_host(model.new_state(), unknown).force_devmode is True

@@ -4,6 +4,7 @@ of a run, handed to model.snapd_host.seed (the model cannot read the harness's t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from snapconform.harness.observe import HostSnap, Observation
@@ -39,15 +40,19 @@ def host_snap_facts(snap: HostSnap) -> snapd_host.HostSnap:
 def seed_from_host(
     state: model.SnapdState, observation: Observation, leave_out: Iterable[str] = ()
 ) -> model.SnapdState:
-    """`state` with every snap the observation lists (but `leave_out`) as preinstalled, and the
-    host's model assertion."""
+    """`state` with every snap the observation lists (but `leave_out`) as preinstalled, the
+    host's model assertion and whether snapd forces devmode there."""
     skipped = set(leave_out)
     snaps = [
         host_snap_facts(snap)
         for snap in observation.host_snaps
         if snap.name not in skipped and snap.revisions
     ]
-    return snapd_host.seed(state, snaps, device_model(observation.device_model))
+    seeded = snapd_host.seed(state, snaps, device_model(observation.device_model))
+    if observation.confinement_level is not None:
+        # snapd forces devmode where AppArmor is not fully there (sandbox.ForceDevMode)
+        seeded = replace(seeded, force_devmode=observation.confinement_level == "partial")
+    return seeded
 
 
 def device_model(headers: dict[str, Any] | None) -> DeviceModel | None:

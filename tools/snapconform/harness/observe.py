@@ -230,6 +230,8 @@ class Observation:
     # the model assertion's headers (classic, base, gadget, kernel, model; None: no model).
     host_snaps: tuple[HostSnap, ...] = ()
     device_model: dict[str, Any] | None = None
+    # /v2/system-info's confinement ("partial": snapd forces devmode), with the host snaps
+    confinement_level: str | None = None
     # Established interface connections touching the observed instances:
     # (plug snap, plug, slot snap, slot, manual), sorted.
     connections: tuple[tuple[str, str, str, str, bool], ...] = ()
@@ -346,6 +348,7 @@ def parse_observation(document: dict[str, Any]) -> Observation:
         store_log_offset=int(document.get("store_log_offset", 0)),
         host_snaps=tuple(_host_snap(raw) for raw in document.get("host_snaps") or ()),
         device_model=document.get("device_model"),
+        confinement_level=document.get("confinement_level"),
         connections=tuple(
             (str(c[0]), str(c[1]), str(c[2]), str(c[3]), bool(c[4]))
             for c in document.get("connections") or ()

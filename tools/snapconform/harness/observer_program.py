@@ -411,6 +411,15 @@ def observe_device_model() -> dict | None:
     return {key: headers.get(key) for key in ("classic", "base", "gadget", "kernel", "model")}
 
 
+def observe_confinement_level() -> str | None:
+    """/v2/system-info's `confinement`: "partial" when snapd forces devmode (no full AppArmor;
+    daemon/api_general.go), "strict" otherwise; None when snapd does not answer."""
+    status, body = rest_get("/v2/system-info")
+    if status != 200:
+        return None
+    return (body.get("result") or {}).get("confinement")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="observe.py")
     parser.add_argument("--hook-log", required=True)
@@ -450,6 +459,7 @@ def observe(args: argparse.Namespace) -> dict:
         if args.host_snaps:
             result["host_snaps"] = observe_host_snaps()
             result["device_model"] = observe_device_model()
+            result["confinement_level"] = observe_confinement_level()
     finally:
         _snap_listing = None
     return result

@@ -373,7 +373,8 @@ class SnapdState:
     homedirs: tuple[str, ...] = ()
     user_dirs: tuple[UserSnapDir, ...] = ()
     # snapd's sandbox.ForceDevMode: no AppArmor, as on every host this project builds (nspawn
-    # and LXD containers on a kernel without it); --jailmode is then refused.
+    # and LXD containers on a kernel without it); --jailmode is then refused. A run reads it
+    # from the host (/v2/system-info confinement "partial"; conformance/host_seed.py).
     force_devmode: bool = True
     # What each tried directory's `try-note` file holds (dir -> text; model/snapd_try.py).
     try_notes: tuple[tuple[str, str], ...] = ()
