@@ -137,10 +137,10 @@ def test_rollback_by_failing_hook_killed_at_every_task_boundary(conformance, nam
     assert seen.sequence == ("x1",) and "kept" in seen.revision("x1").data
 
 
-# Big enough that copy-snap-data copies for a second or more (homes first, then SNAP_DATA),
-# so a kill COPY_KILL_MS into it lands inside the copy.
+# Big enough that copy-snap-data copies for a good while (homes first, then SNAP_DATA),
+# so a kill COPY_KILL_MS into it lands inside the copy (the containers' upper layer is tmpfs).
 BALLAST_MB = 768
-COPY_KILL_MS = 300
+COPY_KILL_MS = 150
 
 
 def _copy_task(conformance, names) -> int:
