@@ -214,3 +214,12 @@ def test_host_step_operations_round_trip_through_json():
         WhileAppRuns(Remove(NAME), marker="../x")
     with pytest.raises(ValueError):
         WhileAppRuns(Remove(NAME), then=(Remove("other"),))
+
+
+def test_the_shell_view_leaves_a_reproducers_variables_alone():
+    # reproducer.py's script keeps its verdict in $status: a step's shell text must not set it.
+    step = WhileAppRuns(InstallIgnoringRunning(V2), then=(Remove(NAME, revision="x1"),))
+    script = step.shell(lambda snap: "/f.snap")
+    assigned = set(re.findall(r"(?<![\w$-])([A-Za-z_]\w*)=", script))
+    assert assigned <= {"held_pid", "held_up", "held_status"}
+    assert "snap install --dangerous --ignore-running /f.snap" in script

@@ -5,11 +5,12 @@ keeps much data has there: copy-snap-data of the next refresh then takes a while
 for a kill point to land inside the copy (suites/conformance/test_faults.py).
 
 Host steps snapd must cope with (model/snapd_hoststeps.py, suites/conformance/test_host_steps.py):
-`WhileAppRuns(step)` keeps an app of the step's instance running while the step runs (the
-fixture app blocked opening a FIFO the host made at SNAP_DATA/MARKER), then says whether it
-still runs and kills it by PID, also when the step fails; `release_held_apps` kills any a broken
-run left. `RemoveTerminate` is `snap remove --terminate`. `InstallBlocked` puts a file or a
-directory where a first install's mount point goes, installs, and says what is left there.
+`WhileAppRuns(step, then=...)` keeps an app of the step's instance running while the steps run
+(the fixture app blocked opening a FIFO the host made at SNAP_DATA/MARKER), then says whether
+it still runs and kills it by PID, also when a step fails; `release_held_apps` kills any a
+broken run left. `RemoveTerminate` is `snap remove --terminate`, `InstallIgnoringRunning` a
+local refresh with `--ignore-running`. `InstallBlocked` puts a file or a directory where the
+new revision of an install or local refresh mounts, installs, and says what is left there.
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ def _start_script(instance: str, marker: str) -> str:
     return (
         f"mkdir -p {shlex.quote(HELD_DIR)} && mkfifo {fifo} && "
         f"{{ setsid {run} </dev/null >{log} 2>&1 & echo $! >{pid_file}; }} && "
-        f'pid=$(cat {pid_file}) && up= && for _ in $(seq {tries}); do tr "\\0" " " '
-        f"2>/dev/null </proc/$pid/cmdline | grep -qF {app} && up=1 && break; sleep 0.1; done; "
-        f'[ -n "$up" ] || {{ echo held app did not start; cat {log}; false; }}'
+        f"held_pid=$(cat {pid_file}) && held_up= && for _ in $(seq {tries}); do "
+        f'tr "\\0" " " 2>/dev/null </proc/$held_pid/cmdline | grep -qF {app} && held_up=1 '
+        f"&& break; sleep 0.1; done; "
+        f'[ -n "$held_up" ] || {{ echo held app did not start; cat {log}; false; }}'
     )
 
 
@@ -120,17 +122,17 @@ def _end_script(instance: str, marker: str) -> str:
     app = shlex.quote(f"/snap/{instance}/")
     tries = HELD_END_SECONDS * 10
     return (
-        f"pid=$(cat {pid_file}) && status={hoststeps.APP_ENDED} && "
-        f"for _ in $(seq {tries}); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; "
-        f"kill -0 $pid 2>/dev/null && status={hoststeps.APP_RUNNING}; "
-        f'echo "held app: $status"; {_kill_script(pid_file, app)}'
+        f"held_pid=$(cat {pid_file}) && held_status={hoststeps.APP_ENDED} && "
+        f"for _ in $(seq {tries}); do kill -0 $held_pid 2>/dev/null || break; sleep 0.1; done; "
+        f"kill -0 $held_pid 2>/dev/null && held_status={hoststeps.APP_RUNNING}; "
+        f'echo "held app: $held_status"; {_kill_script(pid_file, app)}'
     )
 
 
 def _kill_script(pid_file: str, app: str) -> str:
     return (
-        f'pid=$(cat {pid_file} 2>/dev/null); if [ -n "$pid" ] && tr "\\0" " " '
-        f"2>/dev/null </proc/$pid/cmdline | grep -qF {app}; then kill -KILL $pid; fi; "
+        f'held_pid=$(cat {pid_file} 2>/dev/null); if [ -n "$held_pid" ] && tr "\\0" " " '
+        f"2>/dev/null </proc/$held_pid/cmdline | grep -qF {app}; then kill -KILL $held_pid; fi; "
         f"rm -f {pid_file}"
     )
 
@@ -140,8 +142,8 @@ def release_held_apps(shell: Shell) -> None:
     the PIDs it recorded; a test's teardown calls it (a host reset kills them too)."""
     script = (
         f'for f in {shlex.quote(HELD_DIR)}/*.pid; do [ -e "$f" ] || continue; '
-        f'pid=$(cat "$f"); tr "\\0" " " 2>/dev/null </proc/$pid/cmdline | grep -q "/snap/" '
-        f'&& kill -KILL "$pid"; rm -f "$f"; done'
+        f'held_pid=$(cat "$f"); tr "\\0" " " 2>/dev/null </proc/$held_pid/cmdline '
+        f'| grep -q "/snap/" && kill -KILL "$held_pid"; rm -f "$f"; done'
     )
     shell.run(script, timeout=60)
 
