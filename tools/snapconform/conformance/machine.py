@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from snapconform.conformance.machine_modes import ModesRules
-from snapconform.conformance.machine_services import ServicesRules
+from snapconform.conformance.machine_services import PLUG, ServicesRules
 from snapconform.conformance.machine_userdata import UserDataRules
 from snapconform.conformance.operations import (
     InstallFile,
@@ -428,7 +428,12 @@ class SnapdMachine(ModesRules, ServicesRules, UserDataRules, MachineBase):
     def snap(
         self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]
     ) -> model.SnapFile:
-        return model.SnapFile(self.name, version, epoch_yaml=epoch, hooks=hooks)
+        # Every generated revision has the content plug, so `snap connect` is possible as soon
+        # as the producer is there (a soak of 900 steps never got there otherwise); revisions
+        # without it come from install_or_refresh_with_services(plug=False).
+        return model.SnapFile(
+            self.name, version, epoch_yaml=epoch, hooks=hooks, content_plugs=(PLUG,)
+        )
 
     def moved_epoch(self, instance: str, move: str, fixed: str | None) -> str | None:
         """The epoch text a refresh of ``instance`` uses, relative to its current epoch."""

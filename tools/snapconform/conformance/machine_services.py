@@ -34,6 +34,15 @@ SERVICE_SETS: tuple[tuple[model.ServicePlan, ...], ...] = (
     (DAEMON, FAILING_ONCE),
 )
 
+SERVICE_REFRESH_ARGUMENTS = {
+    "index": st.integers(0, 1),
+    "version": st.sampled_from(("1.0", "2.0", "3.0")),
+    "move": st.sampled_from(("same", "same", "bridge", "next", "fixed")),
+    "fixed": st.sampled_from((None, "0", "1", "1*")),
+    "services": st.sampled_from(SERVICE_SETS),
+    "plug": st.booleans(),
+}
+
 
 class ServicesRules:
     """Rules on services, the enabled state and a content connection (see the module doc).
@@ -76,14 +85,7 @@ class ServicesRules:
         return sorted(visible_connections(self.state), key=str)
 
     # -- rules -----------------------------------------------------------------------------
-    @rule(
-        index=st.integers(0, 1),
-        version=st.sampled_from(("1.0", "2.0", "3.0")),
-        move=st.sampled_from(("same", "same", "bridge", "next", "fixed")),
-        fixed=st.sampled_from((None, "0", "1", "1*")),
-        services=st.sampled_from(SERVICE_SETS),
-        plug=st.booleans(),
-    )
+    @rule(**SERVICE_REFRESH_ARGUMENTS)
     def install_or_refresh_with_services(
         self,
         index: int,
@@ -121,6 +123,20 @@ class ServicesRules:
             self.recorder.count("services linked")
         if record.expected_ok and before is not None and before.disabled_services:
             self.recorder.count("refresh keeps a user-disabled service")
+
+    # Services live in the current revision only until another rule refreshes without them:
+    # a second rule doubles this one's share (Hypothesis picks among enabled rules uniformly).
+    @rule(**SERVICE_REFRESH_ARGUMENTS)
+    def install_or_refresh_with_services_again(
+        self,
+        index: int,
+        version: str,
+        move: str,
+        fixed: str | None,
+        services: tuple[model.ServicePlan, ...],
+        plug: bool,
+    ) -> None:
+        self.install_or_refresh_with_services(index, version, move, fixed, services, plug)
 
     @precondition(lambda self: any(i.active for i in self._instances()))
     @rule(index=st.integers(0, 3))
