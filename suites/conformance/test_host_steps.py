@@ -87,8 +87,11 @@ def test_remove_terminate_while_app_runs(conformance, names, held_apps):
     conformance.run(
         [
             InstallFile(SnapFile(name, "1.0", hooks=(HookPlan("remove"),))),
+            InstallFile(SnapFile(name, "2.0", hooks=(HookPlan("remove"),))),
+            # The daemon takes --terminate for a whole snap only.
+            WhileAppRuns(RemoveTerminate(name, revision="x1"), marker="held1"),
             # 2.65+ kills the app and removes the snap; 2.57's CLI does not know the flag.
-            WhileAppRuns(RemoveTerminate(name)),
+            WhileAppRuns(RemoveTerminate(name), marker="held2"),
         ]
     )
     if conformance.state.instance(name) is not None:

@@ -107,6 +107,10 @@ def test_remove_terminate_is_unknown_to_2_57_and_kills_from_2_65():
         )
         assert outcome.error is None and outcome.state.instance(NAME) is None
         assert outcome.notices[0] == "held app: ended"
+        # daemon/api_snaps.go validate (2.65+): a revision is refused before the snap is read.
+        refused = hoststeps.remove_terminate(state, NAME, "x1")
+        assert refused.error.message == "terminate can only be specified when revision is unset"
+        assert refused.state == state
 
 
 def test_ignore_running_refreshes_and_the_apps_own_revision_can_go():
@@ -203,6 +207,7 @@ def test_host_step_operations_round_trip_through_json():
         WhileAppRuns(Remove(NAME, revision="x1"), marker="held1"),
         WhileAppRuns(InstallFile(V2)),
         WhileAppRuns(RemoveTerminate(NAME)),
+        RemoveTerminate(NAME, revision="x2"),
         WhileAppRuns(InstallIgnoringRunning(V2), then=(Remove(NAME, revision="x1"),)),
         InstallBlocked(V1, hoststeps.DIR_WITH_FILE),
         InstallBlocked(V2, hoststeps.FILE_AT_REVISION, revision="x2"),

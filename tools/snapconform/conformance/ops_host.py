@@ -293,15 +293,18 @@ class InstallIgnoringRunning(Operation):
 
 @dataclass(frozen=True)
 class RemoveTerminate(InstanceCommand):
-    """`snap remove --terminate INSTANCE` (2.65+: kills the snap's running apps)."""
+    """`snap remove --terminate INSTANCE [--revision=R]` (2.65+: kills the snap's running
+    apps; the daemon refuses it with a revision)."""
 
     kind: ClassVar[str] = "remove-terminate"
+    revision: str | None = None
 
     def argv(self) -> list[str]:
-        return ["snap", "remove", "--terminate", self.instance]
+        revision = [f"--revision={self.revision}"] if self.revision else []
+        return ["snap", "remove", "--terminate", *revision, self.instance]
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
-        return hoststeps.remove_terminate(state, self.instance)
+        return hoststeps.remove_terminate(state, self.instance, self.revision)
 
 
 # -- a blocked mount point -------------------------------------------------------------------

@@ -70,6 +70,7 @@ __all__ = [
 TERMINATE_SINCE = (2, 65)
 TERMINATE_UNKNOWN = "unknown flag `terminate'"
 PARSER_EXIT = 64  # go-flags parse errors (cmd/snap/main.go)
+TERMINATE_WITH_REVISION = "terminate can only be specified when revision is unset"
 
 # What the held app is, a few seconds after the step (the operation waits up to 5 s).
 APP_RUNNING = "running"
@@ -208,9 +209,9 @@ def _with_app(outcome: Outcome, held: Outcome, status: str | None) -> Outcome:
     )
 
 
-def remove_terminate(state: SnapdState, instance: str) -> Outcome:
-    """`snap remove --terminate INSTANCE`: the full remove with kill-snap-apps after the remove
-    hook (2.65+), or the CLI's parser refusing the flag."""
+def remove_terminate(state: SnapdState, instance: str, revision: str | None = None) -> Outcome:
+    """`snap remove --terminate INSTANCE [--revision=R]`: the full remove with kill-snap-apps
+    after the remove hook (2.65+), or the CLI's parser refusing the flag."""
     if state.snapd_version < TERMINATE_SINCE:
         return Outcome(
             state,
@@ -218,9 +219,15 @@ def remove_terminate(state: SnapdState, instance: str) -> Outcome:
             (),
             "refused by the CLI's parser: --terminate is first in 2.65 (cmd/snap/cmd_snap_op.go)",
         )
+    if revision is not None:
+        return Outcome(
+            state,
+            ExpectedError("terminate-revision", TERMINATE_WITH_REVISION),
+            (),
+            "refused by the daemon before it looks at the snap (daemon/api_snaps.go "
+            "snapInstruction.validate)",
+        )
     outcome = snapd.remove(state, instance)
-    if outcome.error is None and outcome.state.instance(instance) is not None:
-        raise ModelGap("remove --terminate of one revision")
     return replace(
         outcome,
         why=outcome.why + "; kill-snap-apps after the remove hook ends its apps (snapstate.go "
