@@ -28,7 +28,7 @@ from snapconform.conformance.ops_faults import Interrupted
 from snapconform.conformance.ops_host import WriteData
 from snapconform.conformance.session import HostFaultVerdict
 from snapconform.hosts.nspawn_records import cgroup_pids
-from snapconform.model.faults import KillPoint
+from snapconform.model.faults import COPY_RERUN_ANOMALY, KillPoint
 from snapconform.model.snapd import HookPlan, SnapFile
 
 pytestmark = pytest.mark.conformance
@@ -153,7 +153,10 @@ def _copy_task(conformance, names) -> int:
 
 
 def _stray_copy_left(conformance, names, test_artifacts: Path) -> str:
-    """A snap whose failing refresh was killed inside its copy: x2's data dirs left behind."""
+    """A snap whose failing refresh was killed inside its copy: x2's data dirs left behind,
+    the known divergence killed-copy-leaves-new-revision-data. The run goes on past known
+    divergences (the model follows the state they leave) so what follows is checked too."""
+    conformance.stop_on_divergence = False
     copy_task = _copy_task(conformance, names)
     name = names.fresh()
     conformance.run(
@@ -167,19 +170,29 @@ def _stray_copy_left(conformance, names, test_artifacts: Path) -> str:
     refresh = InstallFile(SnapFile(name, "2.0", hooks=failing))
     record = conformance.step(Interrupted(refresh, KillPoint(copy_task, "Doing", COPY_KILL_MS)))
     _save(test_artifacts, "copy", [record.interruption])
-    assert record.verdict == "pass", record.interruption
     assert record.interruption["point"].startswith("copy-snap-data"), record.interruption
     assert record.interruption["matched"] == "completed, x2 copy restored", record.interruption
+    assert (record.verdict, record.known) == ("known-divergence", [COPY_RERUN_ANOMALY])
     seen = conformance.last_observation.instance(name)
     assert seen.sequence == ("x1",) and "x2" in seen.data_dirs
     return name
 
 
+def _verdicts(conformance) -> list[str]:
+    return [record.verdict for record in conformance.history]
+
+
 def test_a_full_remove_after_a_stray_copy_fails(conformance, names, test_artifacts):
-    """The stray x2 dir keeps /var/snap/NAME from being removed: the full remove fails at its
-    last 'Remove data' (known divergence rerefresh-leaves-trash-remove-fails; xfail)."""
+    """The stray x2 dir keeps /var/snap/NAME (2.62+: ~/snap/NAME too) from being removed: the
+    full remove fails at its last 'Remove data' (rerefresh-leaves-trash-remove-fails)."""
     name = _stray_copy_left(conformance, names, test_artifacts)
-    conformance.step(Remove(name, purge=True))
+    record = conformance.step(Remove(name, purge=True))
+    assert (record.verdict, record.known) == (
+        "known-divergence",
+        ["rerefresh-leaves-trash-remove-fails"],
+    ), record.mismatches
+    assert "divergence" not in _verdicts(conformance)
+    pytest.xfail("known divergences " + ", ".join(sorted({*record.known, COPY_RERUN_ANOMALY})))
 
 
 def test_a_kill_inside_the_copy_of_a_failing_refresh_leaves_the_copy_behind(
@@ -190,9 +203,12 @@ def test_a_kill_inside_the_copy_of_a_failing_refresh_leaves_the_copy_behind(
     puts the trash back: x2's data dirs stay beside the sequence (model/faults.py
     copy_rerun_leaves_target). The next refresh that works takes the stray dir over."""
     name = _stray_copy_left(conformance, names, test_artifacts)
-    conformance.step(InstallFile(SnapFile(name, "3.0", hooks=_hooks())))
+    record = conformance.step(InstallFile(SnapFile(name, "3.0", hooks=_hooks())))
+    assert record.verdict == "pass", record.mismatches
     seen = conformance.last_observation.instance(name)
     assert seen.sequence == ("x1", "x2") and seen.revision("x2").data >= {"kept", "ballast"}
+    assert "divergence" not in _verdicts(conformance)
+    pytest.xfail(f"known divergence {COPY_RERUN_ANOMALY} (what followed it passed)")
 
 
 def test_power_cut_mid_refresh_boots_the_same_disk(conformance, names, test_artifacts):

@@ -175,7 +175,7 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             r"\(\(\), None, 'x\d+'\)|\(\)"
             # a refresh whose first hook failed so: root's `current` link not moved to the new
             # revision (the model has the hooks run there as root)
-            r"|\(\(\('x\d+', frozenset\(\)\)(, \('x\d+', frozenset\(\)\))*\), "
+            r"|\(\(\('x\d+', frozenset\(\)\)(, \('x\d+', frozenset\(\)\))*,?\), "
             r"frozenset\(\), 'x\d+'\)"
             r"|.*cannot stat /var/lib/snapd/seccomp/bpf/snap\.NAME\S*\.bin: No such file or "
             r"direc.*"
@@ -203,6 +203,33 @@ KNOWN_DIVERGENCES: tuple[KnownDivergence, ...] = (
             "install undone). Also at a refresh (the rollback test of test_faults.py, 2.57.6): a "
             "kill in an undo's setup-profiles leaves x1's pre-refresh profile uncompiled and "
             "the next refresh fails at pre-refresh for want of its .bin"
+        ),
+    ),
+    KnownDivergence(
+        key="killed-copy-leaves-new-revision-data",
+        found_by_fault="run",  # later steps see the stray dirs too
+        # Named by the judge of an interrupted step only, when snapd matched the model's twin
+        # outcome that keeps the data (model/faults.py copy_rerun_leaves_target, Allowed.
+        # anomaly); the model then follows the state it leaves. No mismatch pattern: a broad
+        # one would hide other data-dir mismatches of a run with faults.
+        fields=r"(?!)",
+        document=(
+            'reference/snapd-behaviour.md §8: "A failed refresh is undone: the new '
+            "revision's data dirs are deleted, the old revision is current again with its data "
+            'as it was" (issue 10: a change interrupted at any point is resumed or undone)'
+        ),
+        observed=(
+            "snapd SIGKILLed while copy-snap-data of a refresh copies (whole or in part): after "
+            "the restart the copy runs again, trashing the first copy as x2.old "
+            "(backend/snapdata.go copySnapDataDirectory), and when the refresh is then undone "
+            "UndoCopySnapData removes x2 and puts the trash back: /var/snap/NAME/x2 and the "
+            "users' ~/snap/NAME/x2 stay beside the sequence with the old revision's data, in "
+            "snapd's copy order (homes, root's, then SNAP_DATA; a kill between them leaves a "
+            "part). A later failing refresh to x2 puts them back again, a refresh that works "
+            "takes them over, a full remove fails on them (rerefresh-leaves-trash-remove-"
+            "fails). Found by CI at the rollback test's kill at task 6 (landing in copy-snap-"
+            "data); reproduced with a 768 MiB file in SNAP_DATA on 2.57.6, 2.68.3 and 2.77.1 "
+            "(suites/conformance/test_faults.py)"
         ),
     ),
     KnownDivergence(

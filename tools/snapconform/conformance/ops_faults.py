@@ -61,6 +61,7 @@ class Judgement:
     mismatches: list[Mismatch]
     outcome: model.Outcome  # the allowed outcome snapd matched (or came closest to)
     record: dict[str, Any]  # what the history keeps of the interruption
+    anomaly: str | None = None  # the known divergence the matched outcome is (model.faults)
 
 
 class Judged:
@@ -114,7 +115,7 @@ class Judged:
             mismatches = self._compare(alternative, result, observation, instances, interruption)
             if not mismatches:
                 record["matched"] = alternative.name
-                return Judgement([], alternative.outcome, record)
+                return Judgement([], alternative.outcome, record, alternative.anomaly)
             if best is None or len(mismatches) < len(best[0]):
                 best = (mismatches, alternative)
         assert best is not None

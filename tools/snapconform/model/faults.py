@@ -32,6 +32,7 @@ from snapconform.model.snapd_state import (
 )
 
 __all__ = [
+    "COPY_RERUN_ANOMALY",
     "KILL_HOW",
     "KILL_STATUSES",
     "Allowed",
@@ -47,6 +48,8 @@ KILL_STATUSES = ("Doing", "Done")  # the task boundary: it entered Doing, or its
 # point and coming back a few seconds later (snapd is not killed: its download retries)
 KILL_HOW = ("snapd", "power", "store")
 MAX_DELAY_MS = 2000
+# The known divergence (conformance/known.py) an undo that kept a re-run copy shows.
+COPY_RERUN_ANOMALY = "killed-copy-leaves-new-revision-data"
 STEP_KINDS = ("install", "refresh", "revert", "remove")
 
 
@@ -83,6 +86,10 @@ class Allowed:
     name: str  # "completed" (snapd finished the change) or "undone" (it undid it)
     outcome: Outcome
     change_statuses: tuple[str, ...]
+    # Set on an outcome snapd gives that breaks what it promises (a new revision's data left
+    # after its undo): the key of the known divergence that records it. Matching it is not a
+    # pass; the model keeps following the state it leaves.
+    anomaly: str | None = None
 
 
 def _marker_of(
@@ -198,6 +205,7 @@ def _copy_rerun(alternative: Allowed, instance: str, target: str, copied: int) -
         f"{alternative.name}, {target} copy restored{part}",
         replace(outcome, state=state, why=why),
         alternative.change_statuses,
+        anomaly=COPY_RERUN_ANOMALY,
     )
 
 
@@ -212,8 +220,9 @@ def allowed_outcomes(
     """Every outcome the model allows for a step predicted as `outcome` whose change was
     interrupted: as predicted, or (when the prediction is a success) undone. `unfinished`:
     the kinds of the change's tasks not yet done when snapd died (they run again); a refresh's
-    copy-snap-data among them lets each undone outcome keep the new revision's data
-    (copy_rerun_leaves_target)."""
+    copy-snap-data among them gives each undone outcome a twin that keeps the new revision's
+    data (copy_rerun_leaves_target), marked as the anomaly COPY_RERUN_ANOMALY: snapd's undo
+    promises to delete that data."""
     completed = Allowed(
         "completed", outcome, ("Done",) if outcome.error is None else ("Error", "Undone")
     )

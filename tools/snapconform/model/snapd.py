@@ -432,9 +432,7 @@ def _revert_change(state: SnapdState, instance: str, revision: str | None = None
         )
     # RevertToRevision carries DevMode, JailMode and Classic over, not TryMode, and link-snap
     # sets TryMode from the setup (snapstate.go 2.57.6): a revert ends try mode.
-    reverted = services.services_restarted(
-        replace(found, current=target.revision, trymode=False)
-    )
+    reverted = services.services_restarted(replace(found, current=target.revision, trymode=False))
     for hook in ("configure", "check-health"):
         failure = log.run(target, hook)
         reverted = log.mark(reverted)
