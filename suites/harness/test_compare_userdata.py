@@ -98,3 +98,24 @@ def test_roots_dirs_are_lenient_while_a_simple_service_runs() -> None:
     marked = {"root": {"revisions": {"x1": ["m"]}, "common": [], "current": "x1"}}
     mismatches = compare_userdata_and_config(outcome, OK, observed(marked), [NAME])
     assert [m.field for m in mismatches] == [f"{NAME}.user_data[root]"]
+
+
+def test_a_removed_snaps_dangling_link_may_follow_its_simple_service() -> None:
+    """A simple daemon's `snap run` as root moves ~root/snap/NAME/current after the step that
+    started it (snapd_userdata.settled_runs leaves it out); 2.57's full remove leaves that link
+    dangling, so the removing step is lenient too when the snap had one (found by the soak)."""
+    from snapconform.model.snapd import ServicePlan, remove, run_app
+
+    daemon = (ServicePlan("daemon", "simple"),)
+    state = run_app(install(new_state(), SnapFile(NAME, "1.0")).state, NAME, "m").state
+    state = install(state, SnapFile(NAME, "2.0", services=daemon)).state
+    removed = remove(state, NAME)
+    (root,) = removed.state.user_dirs
+    assert (root.revisions, root.common, root.current) == ((), None, "x1")  # 2.57: link left
+    link_moved = {"root": {"revisions": {}, "common": None, "current": "x2"}}
+    gone = parse_observation(
+        {"instances": [{"name": NAME, "revisions": [], "user_data": link_moved}]}
+    )
+    assert compare_userdata_and_config(removed, OK, gone, [NAME], before=state) == []
+    strict = compare_userdata_and_config(removed, OK, gone, [NAME])
+    assert [m.field for m in strict] == [f"{NAME}.user_data[root]"]

@@ -21,6 +21,7 @@ from hypothesis import Phase, event, note, reject, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from snapconform.conformance.machine_hoststeps import HostStepRules
 from snapconform.conformance.machine_modes import ModesRules
 from snapconform.conformance.machine_services import PLUG, ServicesRules
 from snapconform.conformance.machine_userdata import UserDataRules
@@ -419,11 +420,12 @@ class MachineBase(RuleBasedStateMachine):
             self.session.broken = True
 
 
-class SnapdMachine(ModesRules, ServicesRules, UserDataRules, MachineBase):
+class SnapdMachine(HostStepRules, ModesRules, ServicesRules, UserDataRules, MachineBase):
     """Local snaps: installs and refreshes of generated fixture files (`--dangerous`), with
     services, disable/enable and a content connection (machine_services.ServicesRules), users'
     data and configuration (machine_userdata.UserDataRules), confinement flags and `snap try`
-    (machine_modes.ModesRules)."""
+    (machine_modes.ModesRules), and host steps: an app kept running, a blocked mount point
+    (machine_hoststeps.HostStepRules)."""
 
     def snap(
         self, version: str, epoch: str | None, hooks: tuple[model.HookPlan, ...]

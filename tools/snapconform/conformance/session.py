@@ -532,7 +532,9 @@ class ConformanceRun:
                 judged.anomaly,
             )
         else:
-            record.mismatches = compare_step(outcome, result, observation, self.known_instances)
+            record.mismatches = compare_step(
+                outcome, result, observation, self.known_instances, before=self.state
+            )
         if self.session.served is not None and getattr(operation, "compare_store_requests", True):
             record.mismatches += self.compare_requests(outcome, observation)
         record.verdict = "divergence" if record.mismatches else "pass"
