@@ -153,6 +153,25 @@ class InstanceCommand(SnapCommand):
 
 
 @dataclass(frozen=True)
+class FileStep(Operation):
+    """A step on one fixture file whose snap is the step's instance (the file's name)."""
+
+    snap: model.SnapFile
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return (self.snap.name,)
+
+    def snap_files(self) -> tuple[model.SnapFile, ...]:
+        return (self.snap,)
+
+
+def file_step_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A FileStep's JSON fields as constructor arguments: the snap file decoded."""
+    return {**data, "snap": snap_file_from_json(data["snap"])}
+
+
+@dataclass(frozen=True)
 class InstallFile(Operation):
     kind: ClassVar[str] = "install"
     snap: model.SnapFile

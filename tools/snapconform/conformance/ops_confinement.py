@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 from snapconform.conformance.operations import (
     FileLocator,
-    Operation,
+    FileStep,
+    file_step_from_json,
     register_operation,
-    snap_file_from_json,
 )
 from snapconform.harness.operations import SnapClient, SnapCommandResult
 from snapconform.model import snapd as model
@@ -21,11 +21,10 @@ __all__ = ["InstallWithModes", "Modes"]
 
 
 @dataclass(frozen=True)
-class InstallWithModes(Operation):
+class InstallWithModes(FileStep):
     """A local install (or refresh) with confinement flags; no flags: a plain install."""
 
     kind: ClassVar[str] = "install-modes"
-    snap: model.SnapFile
     modes: Modes = NO_MODES
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
@@ -40,18 +39,9 @@ class InstallWithModes(Operation):
     def shell(self, locate: FileLocator) -> str:
         return shlex.join(self.argv(locate))
 
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.snap.name,)
-
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return (self.snap,)
-
 
 def _from_json(data: dict[str, Any]) -> dict[str, Any]:
-    data["snap"] = snap_file_from_json(data["snap"])
-    data["modes"] = Modes(**data.get("modes", {}))
-    return data
+    return {**file_step_from_json(data), "modes": Modes(**data.get("modes", {}))}
 
 
 register_operation(InstallWithModes, _from_json)

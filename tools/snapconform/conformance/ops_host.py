@@ -24,13 +24,14 @@ from typing import Any, ClassVar
 
 from snapconform.conformance.operations import (
     FileLocator,
+    FileStep,
     InstallFile,
     InstanceCommand,
     Operation,
     Remove,
+    file_step_from_json,
     operation_from_json,
     register_operation,
-    snap_file_from_json,
 )
 from snapconform.harness.fixtures import HOST_WORK_DIR
 from snapconform.harness.operations import SnapClient, SnapCommandResult
@@ -264,12 +265,11 @@ def _while_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class InstallIgnoringRunning(Operation):
+class InstallIgnoringRunning(FileStep):
     """`snap install --dangerous --ignore-running FILE`: a local refresh that skips the
     running-apps check (alone, nothing runs: a plain install)."""
 
     kind: ClassVar[str] = "install-ignore-running"
-    snap: model.SnapFile
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
         return model.install(state, self.snap, file_path=locate(self.snap))
@@ -282,13 +282,6 @@ class InstallIgnoringRunning(Operation):
 
     def shell(self, locate: FileLocator) -> str:
         return shlex.join(self._argv(locate))
-
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.snap.name,)
-
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return (self.snap,)
 
 
 @dataclass(frozen=True)
@@ -330,13 +323,12 @@ def leftover_script(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class InstallBlocked(Operation):
+class InstallBlocked(FileStep):
     """`snap install --dangerous FILE` after the host put `blocker` (one of
     snapd_hoststeps.BLOCKERS) where the new revision `revision` mounts (/snap/NAME/REV);
     prints what is left at /snap/NAME."""
 
     kind: ClassVar[str] = "install-blocked"
-    snap: model.SnapFile
     blocker: str
     revision: str = "x1"
 
@@ -376,27 +368,8 @@ class InstallBlocked(Operation):
             ]
         )
 
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.snap.name,)
-
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return (self.snap,)
-
-
-def _install_snap_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    return {"snap": snap_file_from_json(data["snap"])}
-
-
-def _blocked_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "snap": snap_file_from_json(data["snap"]),
-        "blocker": data["blocker"],
-        "revision": data.get("revision", "x1"),
-    }
-
 
 register_operation(WhileAppRuns, _while_from_json)
-register_operation(InstallIgnoringRunning, _install_snap_from_json)
+register_operation(InstallIgnoringRunning, file_step_from_json)
 register_operation(RemoveTerminate)
-register_operation(InstallBlocked, _blocked_from_json)
+register_operation(InstallBlocked, file_step_from_json)

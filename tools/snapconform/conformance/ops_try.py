@@ -9,13 +9,13 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from snapconform.conformance.operations import (
     FileLocator,
-    Operation,
+    FileStep,
+    file_step_from_json,
     register_operation,
-    snap_file_from_json,
 )
 from snapconform.harness.fixtures import HOST_WORK_DIR
 from snapconform.harness.operations import SnapClient, SnapCommandResult
@@ -40,11 +40,10 @@ def _unpack_script(snap_path: str) -> str:
 
 
 @dataclass(frozen=True)
-class TryDir(Operation):
+class TryDir(FileStep):
     """`snap try DIR` with DIR the unpacked ``snap``."""
 
     kind: ClassVar[str] = "try-dir"
-    snap: model.SnapFile
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
         return snapd_try.try_dir(state, self.snap, tried_dir(locate(self.snap)))
@@ -62,20 +61,12 @@ class TryDir(Operation):
         snap_path = locate(self.snap)
         return f"{_unpack_script(snap_path)} && snap try {shlex.quote(tried_dir(snap_path))}"
 
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.snap.name,)
-
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return (self.snap,)
-
 
 @dataclass(frozen=True)
-class EditTried(Operation):
+class EditTried(FileStep):
     """Write TEXT into the tried directory's try-note (no snap command)."""
 
     kind: ClassVar[str] = "edit-tried"
-    snap: model.SnapFile
     text: str
 
     def predict(self, state: model.SnapdState, locate: FileLocator) -> model.Outcome:
@@ -98,18 +89,6 @@ class EditTried(Operation):
     def shell(self, locate: FileLocator) -> str:
         return self._script(locate)
 
-    @property
-    def instances(self) -> tuple[str, ...]:
-        return (self.snap.name,)
 
-    def snap_files(self) -> tuple[model.SnapFile, ...]:
-        return (self.snap,)
-
-
-def _from_json(data: dict[str, Any]) -> dict[str, Any]:
-    data["snap"] = snap_file_from_json(data["snap"])
-    return data
-
-
-register_operation(TryDir, _from_json)
-register_operation(EditTried, _from_json)
+register_operation(TryDir, file_step_from_json)
+register_operation(EditTried, file_step_from_json)
