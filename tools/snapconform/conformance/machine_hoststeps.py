@@ -57,7 +57,10 @@ class HostStepRules:
         else:
             what, step = "remove", Remove(self.name)
         self.recorder.count(f"{what} while an app runs")
-        self.do(WhileAppRuns(step, marker="held"))
+        # the app blocks on a FIFO it finds at SNAP_DATA/MARKER: one the revision has not got
+        taken = found.data_of(found.current)
+        marker = next(m for m in (f"held{n}" for n in range(len(taken) + 1)) if m not in taken)
+        self.do(WhileAppRuns(step, marker=marker))
 
     @precondition(lambda self: self.installed(self.name) is None)
     @rule(
