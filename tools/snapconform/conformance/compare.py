@@ -185,10 +185,7 @@ def compare_step(
     result: SnapCommandResult,
     observation: Observation,
     instances: list[str],
-    before: model.SnapdState | None = None,
 ) -> list[Mismatch]:
-    """Everything a step shows against the model's outcome; `before` (the state the step
-    started from) tells which services may have run as root though the step removed them."""
     mismatches = compare_result(outcome, result)
     for name in instances:
         mismatches += compare_instance(
@@ -196,7 +193,7 @@ def compare_step(
         )
     mismatches += compare_hooks(outcome, observation)
     mismatches += compare_services_and_connections(outcome.state, observation, instances)
-    mismatches += compare_userdata_and_config(outcome, result, observation, instances, before)
+    mismatches += compare_userdata_and_config(outcome, result, observation, instances)
     mismatches += compare_confinement(outcome.state, observation, instances)
     return mismatches
 
@@ -261,7 +258,6 @@ def compare_userdata_and_config(
     result: SnapCommandResult,
     observation: Observation,
     instances: Sequence[str],
-    before: model.SnapdState | None = None,
 ) -> list[Mismatch]:
     """Per instance and per user the model knows (root and those AddUser made): the revision
     dirs of ~USER/snap/INSTANCE with their markers, common and the `current` link
@@ -278,12 +274,10 @@ def compare_userdata_and_config(
         if seen is None:
             continue
         observed_dirs = {d.user: d for d in seen.user_data}
-        # a simple service's `snap run` races the step that started it, and the model leaves
-        # it out (snapd_userdata.settled_runs): lenient for root while the instance has one,
-        # also on the step that removes it (its dangling `current` link; found by the soak)
-        racy = _simple_services_ran(state.instance(name), seen) or (
-            before is not None and _simple_services_ran(before.instance(name), seen)
-        )
+        # a simple service's `snap run` races the steps, and the model leaves it out
+        # (snapd_userdata.settled_runs): lenient for root's empty dirs and link once one ran,
+        # also after its revision or the snap is gone (found by the soak)
+        racy = name in state.simple_services_ran or _simple_services_ran(state.instance(name), seen)
         for user in snapd_userdata.accounts(state):
             expected = snapd_userdata.user_dir(state, user.name, name)
             got = observed_dirs.get(user.name)

@@ -89,7 +89,7 @@ class Judged:
             raise HostError("an interrupted step's result carries no interruption")
         record = interruption.to_json()
         if not interruption.started:
-            mismatches = compare_step(outcome, result, observation, instances, before=before)
+            mismatches = compare_step(outcome, result, observation, instances)
             record["allowed"], record["matched"] = ["no change"], "no change"
             return Judgement(mismatches, outcome, record)
         instance = self.step.instances[0]
@@ -112,9 +112,7 @@ class Judged:
         record["allowed"] = [alternative.name for alternative in alternatives]
         best: tuple[list[Mismatch], model_faults.Allowed] | None = None
         for alternative in alternatives:
-            mismatches = self._compare(
-                alternative, result, observation, instances, interruption, before
-            )
+            mismatches = self._compare(alternative, result, observation, instances, interruption)
             if not mismatches:
                 record["matched"] = alternative.name
                 return Judgement([], alternative.outcome, record, alternative.anomaly)
@@ -132,7 +130,6 @@ class Judged:
         observation: Observation,
         instances: list[str],
         interruption: Any,
-        before: model.SnapdState,
     ) -> list[Mismatch]:
         mismatches: list[Mismatch] = []
         if not interruption.settled:
@@ -145,9 +142,7 @@ class Judged:
         # but the hooks, which may have run again (below)
         mismatches += [
             mismatch
-            for mismatch in compare_step(
-                alternative.outcome, result, observation, instances, before=before
-            )
+            for mismatch in compare_step(alternative.outcome, result, observation, instances)
             if mismatch.field != "hooks"
         ]
         mismatches += self._compare_mounts(alternative.outcome.state, instances, interruption)

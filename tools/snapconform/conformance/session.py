@@ -532,9 +532,7 @@ class ConformanceRun:
                 judged.anomaly,
             )
         else:
-            record.mismatches = compare_step(
-                outcome, result, observation, self.known_instances, before=self.state
-            )
+            record.mismatches = compare_step(outcome, result, observation, self.known_instances)
         if self.session.served is not None and getattr(operation, "compare_store_requests", True):
             record.mismatches += self.compare_requests(outcome, observation)
         record.verdict = "divergence" if record.mismatches else "pass"

@@ -633,12 +633,13 @@ def revert(state: SnapdState, instance: str, revision: str | None = None) -> Out
     outcome = _revert_change(state, instance, revision)
     found = state.instance(instance)
     after = outcome.state.instance(instance)
-    runs = outcome.hooks_run + (
-        userdata.settled_runs(outcome.service_runs, found.sequence) if found else ()
+    noted, services = userdata.settled_runs(
+        outcome.state, outcome.service_runs, found.sequence if found else ()
     )
+    runs = outcome.hooks_run + services
     if found is None or after is None or (outcome.error and not runs):
-        return outcome
-    outcome = replace(outcome, state=userdata.after_hooks(outcome.state, runs))
+        return replace(outcome, state=noted)
+    outcome = replace(outcome, state=userdata.after_hooks(noted, runs))
     index = found.revisions.index(found.current)
     target = revision if revision is not None else found.sequence[index - 1].revision
     return config.after_revert(found, outcome, target)
@@ -747,5 +748,7 @@ def start_service(state: SnapdState, name: str, service: str, *, enable: bool) -
 
 def _after_service_runs(state: SnapdState, name: str, outcome: Outcome) -> Outcome:
     found = state.instance(name)
-    runs = userdata.settled_runs(outcome.service_runs, found.sequence if found else ())
-    return replace(outcome, state=userdata.after_hooks(outcome.state, runs))
+    noted, runs = userdata.settled_runs(
+        outcome.state, outcome.service_runs, found.sequence if found else ()
+    )
+    return replace(outcome, state=userdata.after_hooks(noted, runs))

@@ -372,6 +372,10 @@ class SnapdState:
     users: tuple[UserAccount, ...] = ()
     homedirs: tuple[str, ...] = ()
     user_dirs: tuple[UserSnapDir, ...] = ()
+    # Instances a simple service of ran as root in this run: its `snap run` races the steps
+    # (snapd_userdata.settled_runs leaves it out), so the model does not say which empty dirs
+    # and `current` link it left in ~root/snap/INSTANCE, then or later.
+    simple_services_ran: frozenset[str] = frozenset()
     # snapd's sandbox.ForceDevMode: no AppArmor, as on every host this project builds (nspawn
     # and LXD containers on a kernel without it); --jailmode is then refused. A run reads it
     # from the host (/v2/system-info confinement "partial"; conformance/host_seed.py).
