@@ -118,3 +118,19 @@ def test_since_2_65_a_classic_instance_keeps_its_flag_on_a_refresh_without_class
         outcome.state.instance("sc-conf").current,
         outcome.state.instance("sc-conf").classic,
     ) == ("x2", True)
+
+
+def test_a_refresh_to_a_present_revision_drops_devmode():
+    """snapstate.go UpdateWithDeviceContext carries Classic over from the snap, not DevMode or
+    JailMode: `snap refresh --revision=R` asks for neither (the soak on 2.57.6 saw devmode go
+    after a revert had kept it)."""
+    from snapconform.model.snapd import refresh_revision
+
+    state = install(new_state(), SnapFile("sc-m", "1.0"), file_path="/f.snap").state
+    state = install(
+        state, SnapFile("sc-m", "2.0"), file_path="/g.snap", modes=Modes(devmode=True)
+    ).state
+    state = revert(state, "sc-m", "x1").state
+    assert state.instance("sc-m").devmode  # RevertToRevision keeps the snap's flags
+    state = refresh_revision(state, "sc-m", "x1").state
+    assert not state.instance("sc-m").devmode

@@ -354,7 +354,15 @@ def _refresh_local(state: SnapdState, found: InstanceState, target: RevisionStat
             f"{current.epoch} of {current.revision}; refreshes to a present revision are "
             "epoch-checked too (check_snap.go)",
         )
-    return _refresh(state, found, target, is_new=False)
+    outcome = _refresh(state, found, target, is_new=False)
+    refreshed = outcome.state.instance(instance)
+    if outcome.error is not None or refreshed is None:
+        return outcome
+    # UpdateWithDeviceContext carries only Classic over from the snap; DevMode and JailMode
+    # are the request's, and `snap refresh --revision=R` asks for neither (snapstate.go 2.57.6;
+    # found by the soak: devmode dropped).
+    dropped = replace(refreshed, devmode=False, jailmode=False)
+    return replace(outcome, state=outcome.state.with_instance(dropped))
 
 
 # -- revert ----------------------------------------------------------------------------------------
