@@ -191,8 +191,9 @@ def check_hosts_for_workers(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """(xdist controller) A starting worker takes the lowest free host slot: a worker that
-    replaces a crashed one gets the dead one's host and CPU, never a live worker's."""
+    """(xdist controller) A starting worker takes the first free host slot (the lowest at
+    the start; a dead worker's before any other): a worker that replaces a crashed one gets
+    the dead one's host and CPU, never a live worker's."""
     free = node.config.stash.get(_FREE_SLOTS, None)
     if free:
         node.workerinput[HOST_SLOT] = free.pop(0)
@@ -207,8 +208,12 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
     slot = getattr(node, "workerinput", {}).get(HOST_SLOT)
     free = config.stash.get(_FREE_SLOTS, None)
     if free is not None and slot is not None:
-        free.append(slot)
-        free.sort()
+        # a dead worker's slot first: xdist's replacement for it starts next and takes its
+        # host, even when a worker that ended normally freed a lower slot meanwhile
+        if error is None:
+            free.append(slot)
+        else:
+            free.insert(0, slot)
     if error is None:
         return
     directory = artifacts_root(config) / str(node.gateway.id)
