@@ -24,6 +24,7 @@ class UserDataMachine(SnapdMachine):
     """SnapdMachine without the services rules (plain attributes are not rules)."""
 
     install_or_refresh_with_services = None
+    install_or_refresh_with_services_again = None
     disable_snap = None
     enable_snap = None
     stop_service = None
