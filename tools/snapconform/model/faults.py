@@ -191,10 +191,11 @@ def copy_dirs(state: SnapdState, instance: str) -> int:
     return len(userdata.copy_order(state, instance, found.current)) + 1
 
 
-def _copy_rerun(alternative: Allowed, instance: str, target: str, copied: int) -> Allowed:
+def _copy_rerun(
+    alternative: Allowed, instance: str, target: str, copied: int, total: int
+) -> Allowed:
     outcome = alternative.outcome
     state = copy_rerun_leaves_target(outcome.state, instance, target, copied)
-    total = copy_dirs(outcome.state, instance)
     part = "" if copied == total else f" ({copied} of {total} dirs)"
     why = (
         f"{outcome.why}; copy-snap-data ran again after the kill, so the undo put its first "
@@ -244,12 +245,15 @@ def allowed_outcomes(
     target = refresh_target(before, outcome, instance, hooks_ran)
     if kind != "refresh" or "copy-snap-data" not in unfinished or target is None:
         return allowed
-    rolled_back = [a for a in allowed if a.outcome.error is not None]
-    twins = (
-        _copy_rerun(a, instance, target, copied)
-        for a in rolled_back
-        for copied in range(copy_dirs(a.outcome.state, instance), 0, -1)
-    )
+    twins = []
+    for alternative in allowed:
+        if alternative.outcome.error is None:
+            continue  # completed: the refresh's cleanup cleared the trash
+        total = copy_dirs(alternative.outcome.state, instance)
+        twins += [
+            _copy_rerun(alternative, instance, target, copied, total)
+            for copied in range(total, 0, -1)
+        ]
     return (*allowed, *twins)
 
 

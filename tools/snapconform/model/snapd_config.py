@@ -278,7 +278,7 @@ def set_snap_config(
     changes: dict[str, str] = {}
     # shallow keys first (config/helpers.go sortPatchKeysByDepth)
     for key, value in sorted(pairs, key=lambda pair: pair[0].count(".")):
-        blocked = _not_a_map(found.config, key) or _not_a_map(_sorted(changes), key)
+        blocked = _walk(found.config, key)[0] or _walk(_sorted(changes), key)[0]
         if blocked is not None:
             message = NOT_A_MAP.format(quoted, text.go_quote(blocked))
             return Outcome(
@@ -342,35 +342,26 @@ def _patch(config: dict[str, str], key: str, value_json: str) -> None:
     config[top] = json.dumps(value, sort_keys=True)
 
 
-def _not_a_map(config: Config | None, key: str) -> str | None:
-    """The part of a dotted KEY (a.b of a.b.c) set to something that is not a map, if any:
-    what getFromConfig walks through (config/transaction.go)."""
-    top, *path = key.split(".")
-    text_at = dict(config or ()).get(top)
-    value: object = None if text_at is None else json.loads(text_at)
-    walked = [top]
-    for part in path:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            return ".".join(walked)
-        value = value.get(part)
-        walked.append(part)
-    return None
-
-
-def _lookup(config: Config | None, key: str) -> str | None:
-    """The JSON text at a dotted KEY, None when it is not set."""
+def _walk(config: Config | None, key: str) -> tuple[str | None, str | None]:
+    """What getFromConfig finds at a dotted KEY (config/transaction.go): the part of it (a.b
+    of a.b.c) set to something that is not a map, if any; else the JSON text at KEY, None
+    when it is not set."""
     top, *path = key.split(".")
     text_at = dict(config or ()).get(top)
     if text_at is None or not path:
-        return text_at
+        return None, text_at
     value: object = json.loads(text_at)
+    walked = [top]
     for part in path:
-        if not isinstance(value, dict) or part not in value:
-            return None
+        if value is None:  # a null decodes as an empty map: the key is not set
+            return None, None
+        if not isinstance(value, dict):
+            return ".".join(walked), None
+        if part not in value:
+            return None, None
         value = value[part]
-    return json.dumps(value, sort_keys=True)
+        walked.append(part)
+    return None, json.dumps(value, sort_keys=True)
 
 
 def get_config(state: SnapdState, instance_name: str, key: str) -> Outcome:
@@ -378,7 +369,7 @@ def get_config(state: SnapdState, instance_name: str, key: str) -> Outcome:
     found = state.instance(instance_name)
     if found is None:
         raise ModelGap("snap get of a snap that is not installed: text not modelled")
-    blocked = _not_a_map(found.config, key)
+    blocked, value = _walk(found.config, key)
     if blocked is not None:
         return Outcome(
             state,
@@ -389,7 +380,6 @@ def get_config(state: SnapdState, instance_name: str, key: str) -> Outcome:
             f"{key} goes through {blocked}, which is not a map (config/transaction.go "
             "getFromConfig)",
         )
-    value = _lookup(found.config, key)
     if value is not None and isinstance(json.loads(value), dict):
         raise ModelGap(f"snap get of the map {key}: the CLI prints a table the model lacks")
     if value is None:

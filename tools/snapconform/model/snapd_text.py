@@ -139,9 +139,13 @@ def hook_error(hook: str, output: str) -> str:
     return f"run hook {go_quote(hook)}: {output_err(hook_output_tail(output))}"
 
 
+# How every change that ended in error begins (overlord/state/change.go changeError).
+CHANGE_ERROR_PREFIX = "cannot perform the following tasks:"
+
+
 def change_error(summary: str, error: str) -> str:
     """A change that ended in error, one failed task: overlord/state/change.go changeError."""
-    return f"cannot perform the following tasks:\n- {summary} ({error})"
+    return change_error_lines([(summary, error)])
 
 
 def hook_change_error(hook: str, instance: str, output: str) -> str:
@@ -285,4 +289,4 @@ def change_error_lines(failures: list[tuple[str, str]]) -> str:
     """A change that ended in error with these failed tasks (summary, error), in task order:
     overlord/state/change.go changeError."""
     lines = "\n".join(f"- {summary} ({error})" for summary, error in failures)
-    return f"cannot perform the following tasks:\n{lines}"
+    return f"{CHANGE_ERROR_PREFIX}\n{lines}"

@@ -58,7 +58,7 @@ def _refused_or_failed(outcome: Outcome, directory: str) -> Outcome:
             error=replace(error, message=message),
             why=outcome.why + " (snap try words it `cannot try DIR: ...`, trySnap)",
         )
-    if error.message.startswith("cannot perform the following tasks:"):
+    if error.message.startswith(snapd_text.CHANGE_ERROR_PREFIX):
         return outcome
     raise ModelGap(f"snap try refused ({error.kind}): the model has no try text for it")
 
